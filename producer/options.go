@@ -1,0 +1,213 @@
+package producer
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/midstream-go/midstream"
+)
+
+// DefaultMaxEntrySize is the largest entry (the sum of its field names and
+// values, metadata included) a Producer sends unless WithMaxEntrySize says
+// otherwise.
+const DefaultMaxEntrySize = 1 << 20
+
+// Option configures a Producer. Options are checked by New.
+type Option func(*config)
+
+type config struct {
+	codec        any // midstream.Codec[T] for the producer's T
+	idFunc       any // func(T) string
+	noMkStream   bool
+	trim         *Trim
+	maxEntrySize int
+	headers      map[string]string
+	errs         []error // problems found while applying options
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
+}
+
+// WithCodec sets the codec that turns values into entry fields. The default
+// is midstream.DefaultCodec[T]: MapCodec for map[string]string, FlatCodec for
+// structs. New fails if c is not a Codec of the producer's T.
+func WithCodec[T any](c midstream.Codec[T]) Option {
+	return func(cfg *config) {
+		if c == nil {
+			cfg.fail("nil codec")
+			return
+		}
+		cfg.codec = c
+	}
+}
+
+// WithIDFunc makes every entry's ID explicit: fn returns the ID for a value
+// ("<ms>-<seq>", "<ms>-*" or "*" for a generated one). IDs must increase;
+// Redis refuses one at or below the stream's last ID (ErrIDNotIncreasing).
+// The ID option of a single Publish call takes precedence.
+func WithIDFunc[T any](fn func(T) string) Option {
+	return func(cfg *config) {
+		if fn == nil {
+			cfg.fail("nil ID func")
+			return
+		}
+		cfg.idFunc = fn
+	}
+}
+
+// WithNoMkStream makes publishing to a missing stream fail with
+// midstream.ErrNoStream instead of creating it (XADD NOMKSTREAM).
+func WithNoMkStream() Option {
+	return func(cfg *config) { cfg.noMkStream = true }
+}
+
+// Trim bounds the stream on every add (XADD with MAXLEN or MINID). Set exactly
+// one of MaxLen, MinID and MaxAge.
+//
+// Trimming on add ignores consumer groups: it can delete entries a lagging
+// group has not read yet. Use it for streams nobody consumes through a
+// group, or when losing unread entries past the bound is acceptable; the trim
+// package trims without deleting unread work.
+type Trim struct {
+	// MaxLen keeps at most this many entries (MAXLEN).
+	MaxLen int64
+	// MinID drops entries with IDs below this one (MINID).
+	MinID string
+	// MaxAge drops entries older than this, by their ID's time, computing
+	// MINID from the clock at each add.
+	MaxAge time.Duration
+	// Approx trims only whole internal nodes ("~"): the stream may keep a
+	// few more entries than the bound, for much less work per add.
+	Approx bool
+	// Limit, with Approx, caps the entries evicted by one add (LIMIT). Zero
+	// means Redis's default (100 times the node size).
+	Limit int64
+}
+
+func (t Trim) validate() error {
+	set := 0
+	if t.MaxLen != 0 {
+		set++
+	}
+	if t.MinID != "" {
+		set++
+	}
+	if t.MaxAge != 0 {
+		set++
+	}
+	switch {
+	case set != 1:
+		return fmt.Errorf("%w: trim: set exactly one of MaxLen, MinID and MaxAge", midstream.ErrInvalidOption)
+	case t.MaxLen < 0:
+		return fmt.Errorf("%w: trim: MaxLen %d < 0", midstream.ErrInvalidOption, t.MaxLen)
+	case t.MaxAge < 0:
+		return fmt.Errorf("%w: trim: MaxAge %s < 0", midstream.ErrInvalidOption, t.MaxAge)
+	case t.Limit < 0:
+		return fmt.Errorf("%w: trim: Limit %d < 0", midstream.ErrInvalidOption, t.Limit)
+	case t.Limit > 0 && !t.Approx:
+		return fmt.Errorf("%w: trim: Limit needs Approx (Redis refuses LIMIT with exact trimming)", midstream.ErrInvalidOption)
+	}
+	if t.MinID != "" {
+		if _, err := midstream.ParseID(t.MinID); err != nil {
+			return fmt.Errorf("%w: trim: MinID: %w", midstream.ErrInvalidOption, err)
+		}
+	}
+	return nil
+}
+
+// WithTrim trims the stream on every add. See Trim.
+func WithTrim(t Trim) Option {
+	return func(cfg *config) {
+		if err := t.validate(); err != nil {
+			cfg.errs = append(cfg.errs, err)
+			return
+		}
+		cfg.trim = &t
+	}
+}
+
+// WithMaxEntrySize sets the largest entry, in bytes of field names and values
+// (metadata included), that Publish sends; larger ones fail with
+// midstream.ErrTooLarge before anything is sent. Default DefaultMaxEntrySize.
+func WithMaxEntrySize(n int) Option {
+	return func(cfg *config) {
+		if n <= 0 {
+			cfg.fail("max entry size %d <= 0", n)
+			return
+		}
+		cfg.maxEntrySize = n
+	}
+}
+
+// WithHeaders adds headers to every entry, stored in the reserved fields
+// "header:<name>". Per-call headers (Header) with the same name win.
+func WithHeaders(h map[string]string) Option {
+	return func(cfg *config) {
+		for name := range h {
+			if err := checkHeaderName(name); err != nil {
+				cfg.errs = append(cfg.errs, err)
+				return
+			}
+		}
+		if cfg.headers == nil {
+			cfg.headers = make(map[string]string, len(h))
+		}
+		for k, v := range h {
+			cfg.headers[k] = v
+		}
+	}
+}
+
+func checkHeaderName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty header name", midstream.ErrInvalidOption)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%w: header name %q holds a space or control character", midstream.ErrInvalidOption, name)
+		}
+	}
+	return nil
+}
+
+// PublishOption adjusts one Publish call.
+type PublishOption func(*publishConfig)
+
+type publishConfig struct {
+	id      string
+	headers []string // name, value pairs, names already prefixed
+	err     error
+}
+
+// ID gives the entry an explicit ID ("<ms>-<seq>", "<ms>-*", or "*").
+func ID(id string) PublishOption {
+	return func(pc *publishConfig) { pc.id = id }
+}
+
+// Header adds one header to the entry.
+func Header(name, value string) PublishOption {
+	return func(pc *publishConfig) {
+		if err := checkHeaderName(name); err != nil && pc.err == nil {
+			pc.err = err
+		}
+		pc.headers = append(pc.headers, midstream.HeaderPrefix+name, value)
+	}
+}
+
+// checkExplicitID accepts "*", "<ms>-*" and a non-zero "<ms>[-<seq>]".
+func checkExplicitID(id string) error {
+	if id == "*" {
+		return nil
+	}
+	id, _ = strings.CutSuffix(id, "-*")
+	parsed, err := midstream.ParseID(id)
+	if err != nil {
+		return err
+	}
+	if parsed.IsZero() {
+		return fmt.Errorf("%w: 0-0 is never a valid entry ID", midstream.ErrInvalidID)
+	}
+	return nil
+}

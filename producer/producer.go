@@ -1,0 +1,326 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Producer appends values of type T to one stream. It is safe for concurrent
+// use. It never closes the client it was given.
+type Producer[T any] struct {
+	client     redis.UniversalClient
+	stream     string
+	codec      midstream.Codec[T]
+	idFunc     func(T) string
+	noMkStream bool
+	trim       *Trim
+	maxSize    int
+	headers    []string // static header pairs, names prefixed, sorted by name
+}
+
+// New returns a Producer of T values to stream over client. The caller keeps
+// ownership of client. Bad options fail here with an error wrapping
+// midstream.ErrInvalidOption (or midstream.ErrInvalidStream, or the codec's
+// construction error for a T the default codec cannot represent).
+func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*Producer[T], error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
+	}
+	if err := midstream.CheckStream(stream); err != nil {
+		return nil, err
+	}
+	cfg := config{maxEntrySize: DefaultMaxEntrySize}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
+		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	p := &Producer[T]{
+		client:     client,
+		stream:     stream,
+		noMkStream: cfg.noMkStream,
+		trim:       cfg.trim,
+		maxSize:    cfg.maxEntrySize,
+	}
+	switch c := cfg.codec.(type) {
+	case nil:
+		dc, err := midstream.DefaultCodec[T]()
+		if err != nil {
+			return nil, err
+		}
+		p.codec = dc
+	case midstream.Codec[T]:
+		p.codec = c
+	default:
+		return nil, fmt.Errorf("%w: codec %T does not encode %s", midstream.ErrInvalidOption, c, typeName[T]())
+	}
+	switch fn := cfg.idFunc.(type) {
+	case nil:
+	case func(T) string:
+		p.idFunc = fn
+	default:
+		return nil, fmt.Errorf("%w: ID func %T does not take %s", midstream.ErrInvalidOption, fn, typeName[T]())
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.headers)) {
+		p.headers = append(p.headers, midstream.HeaderPrefix+name, cfg.headers[name])
+	}
+	return p, nil
+}
+
+// Stream returns the stream the producer writes to.
+func (p *Producer[T]) Stream() string { return p.stream }
+
+// Publish appends v to the stream and returns its entry ID. Nothing is sent
+// if v fails to encode (*midstream.EncodeError), is larger than the maximum
+// entry size (midstream.ErrTooLarge), or ctx is already done.
+//
+// Delivery is at least once: if the connection fails after Redis received
+// the command, the error does not tell whether the entry was added, and the
+// client's retries may add it twice.
+func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (string, error) {
+	var pc publishConfig
+	for _, o := range opts {
+		o(&pc)
+	}
+	if pc.err != nil {
+		return "", p.wrap(pc.err)
+	}
+	if pc.id == "" && p.idFunc != nil {
+		pc.id = p.idFunc(v)
+	}
+	cmd, err := p.command(ctx, v, pc.id, pc.headers)
+	if err != nil {
+		return "", p.wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", p.wrap(err)
+	}
+	_ = p.client.Process(ctx, cmd)
+	return p.result(cmd)
+}
+
+// PublishBatch appends vs in order in one pipeline and returns their IDs,
+// ids[i] for vs[i]. If any value fails to encode or is too large, nothing is
+// sent. Otherwise each entry succeeds or fails on its own: on failure ids[i]
+// is "" and the returned *BatchError holds the error of every entry.
+func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(vs))
+	var berr *BatchError
+	for i, v := range vs {
+		id := ""
+		if p.idFunc != nil {
+			id = p.idFunc(v)
+		}
+		cmd, err := p.command(ctx, v, id, nil)
+		if err != nil {
+			if berr == nil {
+				berr = &BatchError{Errs: make([]error, len(vs))}
+			}
+			berr.Errs[i] = p.wrap(err)
+		}
+		cmds[i] = cmd
+	}
+	if berr != nil {
+		return make([]string, len(vs)), berr
+	}
+	if err := ctx.Err(); err != nil {
+		return make([]string, len(vs)), p.wrap(err)
+	}
+	pipe := p.client.Pipeline()
+	for _, cmd := range cmds {
+		_ = pipe.Process(ctx, cmd)
+	}
+	_, _ = pipe.Exec(ctx)
+	ids := make([]string, len(vs))
+	for i, cmd := range cmds {
+		id, err := p.result(cmd)
+		if err != nil {
+			if berr == nil {
+				berr = &BatchError{Errs: make([]error, len(vs))}
+			}
+			berr.Errs[i] = err
+			continue
+		}
+		ids[i] = id
+	}
+	if berr != nil {
+		return ids, berr
+	}
+	return ids, nil
+}
+
+// command encodes v into an XADD command, checking everything that can be
+// checked before sending.
+func (p *Producer[T]) command(ctx context.Context, v T, id string, extra []string) (*redis.StringCmd, error) {
+	if id == "" {
+		id = "*"
+	} else if err := checkExplicitID(id); err != nil {
+		return nil, err
+	}
+	pairs, err := p.codec.Encode(make([]string, 0, 8), v)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	for i := 0; i < len(pairs); i += 2 {
+		if midstream.IsReserved(pairs[i]) {
+			return nil, &midstream.EncodeError{Type: typeName[T](), Field: pairs[i], Err: fmt.Errorf("%w: %q", midstream.ErrReservedField, pairs[i])}
+		}
+		size += len(pairs[i]) + len(pairs[i+1])
+	}
+	if len(pairs) == 0 {
+		return nil, &midstream.EncodeError{Type: typeName[T](), Err: midstream.ErrEmptyEntry}
+	}
+	headers := mergeHeaders(p.headers, extra)
+	for _, s := range headers {
+		size += len(s)
+	}
+	if size > p.maxSize {
+		return nil, fmt.Errorf("%w: %d bytes > limit %d", midstream.ErrTooLarge, size, p.maxSize)
+	}
+
+	args := make([]any, 0, 10+len(pairs)+len(headers))
+	args = append(args, "XADD", p.stream)
+	if p.noMkStream {
+		args = append(args, "NOMKSTREAM")
+	}
+	args = p.appendTrim(args)
+	args = append(args, id)
+	for _, s := range pairs {
+		args = append(args, s)
+	}
+	for _, s := range headers {
+		args = append(args, s)
+	}
+	return redis.NewStringCmd(ctx, args...), nil
+}
+
+// mergeHeaders returns the static headers overridden and extended by the
+// per-call ones (both as name, value pairs).
+func mergeHeaders(static, call []string) []string {
+	if len(call) == 0 {
+		return static
+	}
+	out := make([]string, 0, len(static)+len(call))
+	for i := 0; i < len(static); i += 2 {
+		overridden := false
+		for j := 0; j < len(call); j += 2 {
+			if call[j] == static[i] {
+				overridden = true
+				break
+			}
+		}
+		if !overridden {
+			out = append(out, static[i], static[i+1])
+		}
+	}
+	return append(out, call...)
+}
+
+func (p *Producer[T]) appendTrim(args []any) []any {
+	t := p.trim
+	if t == nil {
+		return args
+	}
+	op := "="
+	if t.Approx {
+		op = "~"
+	}
+	switch {
+	case t.MaxLen > 0:
+		args = append(args, "MAXLEN", op, t.MaxLen)
+	case t.MinID != "":
+		args = append(args, "MINID", op, t.MinID)
+	default:
+		args = append(args, "MINID", op, midstream.IDFromTime(time.Now().Add(-t.MaxAge)).String())
+	}
+	if t.Limit > 0 {
+		args = append(args, "LIMIT", strconv.FormatInt(t.Limit, 10))
+	}
+	return args
+}
+
+// result turns an executed XADD into an ID or a wrapped error.
+func (p *Producer[T]) result(cmd *redis.StringCmd) (string, error) {
+	id, err := cmd.Result()
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, redis.Nil):
+		return "", p.wrap(midstream.ErrNoStream)
+	case isServerError(err, "equal or smaller than the target stream top item"):
+		return "", p.wrap(fmt.Errorf("%w: %w", midstream.ErrIDNotIncreasing, err))
+	}
+	return "", p.wrap(err)
+}
+
+// isServerError reports whether err is an error reply from Redis whose text
+// holds msg. Redis gives XADD's ID errors only the generic "ERR" prefix.
+func isServerError(err error, msg string) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), msg)
+}
+
+func (p *Producer[T]) wrap(err error) error {
+	return fmt.Errorf("producer: publish to %q: %w", p.stream, err)
+}
+
+// BatchError reports the entries of a PublishBatch that failed.
+type BatchError struct {
+	// Errs[i] is the error of the i-th value, nil if it was added.
+	Errs []error
+}
+
+// Failed returns how many entries failed.
+func (e *BatchError) Failed() int {
+	n := 0
+	for _, err := range e.Errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *BatchError) Error() string {
+	for i, err := range e.Errs {
+		if err != nil {
+			return fmt.Sprintf("producer: %d of %d entries failed; entry %d: %v", e.Failed(), len(e.Errs), i, err)
+		}
+	}
+	return "producer: batch failed"
+}
+
+// Unwrap returns the errors of the failed entries, so errors.Is and
+// errors.As see them.
+func (e *BatchError) Unwrap() []error {
+	var errs []error
+	for _, err := range e.Errs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func typeName[T any]() string {
+	return reflect.TypeFor[T]().String()
+}
