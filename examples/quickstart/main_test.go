@@ -1,0 +1,22 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestQuickstart runs the program the README tells newcomers to run.
+func TestQuickstart(t *testing.T) {
+	t.Setenv("REDIS_URL", "") // always the embedded server here
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"published 1 event", "published 3 more in one pipeline", "refused an oversized entry", "read 4 entries back", "user 456 purchase amount 24.50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
