@@ -81,7 +81,7 @@ type everything struct {
 	Omit   int               `redis:"omit,omitempty"`
 	Skip   string            `redis:"-"`
 	NoTag  string            // stored as "NoTag"
-	hidden string            //nolint:unused // unexported: never stored
+	hidden string            // unexported: never stored
 	Kind   kind              `redis:"kind"` // named string type
 	Dur    time.Duration     `redis:"dur"`
 	_      struct{}          `redis:"blank"`
@@ -102,6 +102,7 @@ func TestFlatCodecRoundTrip(t *testing.T) {
 		TUnix: time.Unix(1700000000, 0).UTC(), Addr: netip.MustParseAddr("127.0.0.1"),
 		PS: &s, PI: &i, PT: &ts, Skip: "skip", NoTag: "nt", Kind: "k", Dur: 3 * time.Second,
 	}
+	in.hidden = "h"
 	pairs, err := c.Encode(nil, in)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestFlatCodecRoundTrip(t *testing.T) {
 	if err := c.Decode(got, &out); err != nil {
 		t.Fatal(err)
 	}
-	in.Skip = ""
+	in.Skip, in.hidden = "", ""
 	if !reflect.DeepEqual(out, in) {
 		t.Fatalf("round trip\n%+v\nwant\n%+v", out, in)
 	}
@@ -185,6 +186,7 @@ func TestFlatCodecConstructionErrors(t *testing.T) {
 		A string `redis:"a,sometimes"`
 	}
 	type empty struct{ a int }
+	_ = empty{}.a
 	type embeddedPtr struct{ *Base }
 	for _, tc := range []struct {
 		name string
