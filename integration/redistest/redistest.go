@@ -118,8 +118,9 @@ func (s *Server) options() *redis.Options {
 	return &redis.Options{Addr: s.b.addr()}
 }
 
-// Kill stops the server abruptly with SIGKILL, as in a crash. Redis writes
-// its AOF before it replies, so every acknowledged write survives a Restart.
+// Kill stops the server abruptly with SIGKILL, as in a crash. The server
+// writes and fsyncs its AOF before it replies, so every acknowledged write
+// survives a Restart.
 func (s *Server) Kill() error {
 	if s.b == nil {
 		return ErrNotRestartable
@@ -266,15 +267,16 @@ func waitReady(addr string, timeout time.Duration) error {
 }
 
 // serverArgs are the redis-server arguments shared by every spawned backend:
-// loopback only, AOF on (written before each reply, so a SIGKILL of the
-// process loses nothing acknowledged), no RDB snapshots.
+// loopback only, AOF on and fsynced before each reply (with "everysec" a
+// slow fsync lets Redis reply before writing, and a SIGKILL then loses
+// acknowledged writes), no RDB snapshots.
 func serverArgs(port int, dir string) []string {
 	return []string{
 		"--bind", "127.0.0.1",
 		"--port", fmt.Sprint(port),
 		"--dir", dir,
 		"--appendonly", "yes",
-		"--appendfsync", "everysec",
+		"--appendfsync", "always",
 		"--save", "",
 		"--protected-mode", "no",
 		"--daemonize", "no",

@@ -1,0 +1,305 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Consumer is one member of a consumer group, reading a stream with
+// XREADGROUP and handing entries to a Handler. Create it with New and start
+// it with Run.
+type Consumer struct {
+	client  redis.UniversalClient
+	stream  string
+	group   string
+	handler Handler
+	cfg     config
+	log     *slog.Logger
+
+	running atomic.Bool
+	stats   stats
+	// lastRead is the highest entry ID this consumer has read (as a string),
+	// used to recreate a deleted group without skipping entries.
+	lastRead atomic.Pointer[string]
+}
+
+// New returns a consumer of stream in group, handing each entry to h. The
+// caller keeps ownership of client. Bad arguments fail here with an error
+// wrapping midstream.ErrInvalidOption or midstream.ErrInvalidStream.
+func New(client redis.UniversalClient, stream, group string, h Handler, opts ...Option) (*Consumer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
+	}
+	if err := midstream.CheckStream(stream); err != nil {
+		return nil, err
+	}
+	if group == "" {
+		return nil, fmt.Errorf("%w: empty group name", midstream.ErrInvalidOption)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", midstream.ErrInvalidOption)
+	}
+	if b, ok := h.(brokenHandler); ok {
+		return nil, b.err
+	}
+	cfg := config{
+		start:           StartNew,
+		concurrency:     DefaultConcurrency,
+		batchSize:       DefaultBatchSize,
+		block:           DefaultBlock,
+		shutdownTimeout: DefaultShutdownTimeout,
+		ackBatch:        DefaultAckBatch,
+		ackInterval:     DefaultAckInterval,
+	}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
+		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	if cfg.maxInFlight == 0 {
+		cfg.maxInFlight = max(2*cfg.batchSize, cfg.concurrency)
+	}
+	if cfg.maxInFlight < cfg.concurrency {
+		return nil, fmt.Errorf("%w: max in flight %d < concurrency %d", midstream.ErrInvalidOption, cfg.maxInFlight, cfg.concurrency)
+	}
+	if cfg.name == "" {
+		cfg.name = defaultName()
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Consumer{
+		client:  client,
+		stream:  stream,
+		group:   group,
+		handler: Chain(h, cfg.middleware...),
+		cfg:     cfg,
+	}
+	c.log = cfg.logger.With("stream", stream, "group", group, "consumer", cfg.name)
+	return c, nil
+}
+
+// defaultName returns "<host>-<pid>-<random>".
+func defaultName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "host"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Name returns the consumer's name in its group.
+func (c *Consumer) Name() string { return c.cfg.name }
+
+// Stats are a consumer's running totals.
+type Stats struct {
+	Handled int64 // handler calls that returned nil
+	Failed  int64 // handler calls that returned an error or panicked
+	Acked   int64 // entries acknowledged with XACK
+	Deleted int64 // pending entries found deleted or trimmed, acknowledged without a handler call
+}
+
+type stats struct {
+	handled, failed, acked, deleted atomic.Int64
+}
+
+// Stats returns the consumer's totals so far.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Handled: c.stats.handled.Load(),
+		Failed:  c.stats.failed.Load(),
+		Acked:   c.stats.acked.Load(),
+		Deleted: c.stats.deleted.Load(),
+	}
+}
+
+// ErrRunning is returned by Run on a Consumer that is already running.
+var ErrRunning = errors.New("consumer: already running")
+
+// Run creates the group if needed (with MKSTREAM), handles the consumer's
+// own pending entries, then new ones, until ctx is cancelled. Connection
+// errors, a Redis restart and a deleted stream or group are logged and
+// recovered from; Run returns only when ctx is cancelled (then nil, after a
+// graceful shutdown) or on a configuration error (the key is not a stream,
+// the user lacks permissions).
+//
+// Shutdown: reading stops (after the current XREADGROUP returns, at most the
+// block time), handlers in flight and entries already read are given the
+// shutdown timeout to finish, acknowledgements are flushed. Run returns once
+// every goroutine it started has exited, except the goroutine of a handler
+// that ignored its cancelled ctx past the timeout: that handler is abandoned
+// and its entry stays pending.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+	if err := c.ensureGroup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	c.log.Debug("consumer started")
+
+	// hardCtx is what handlers see: cancelled only when the grace period of
+	// a shutdown runs out, so in-flight work can finish.
+	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+
+	acks := newAcker(c)
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		acks.run()
+	}()
+
+	d := newDispatcher(c, hardCtx, acks)
+	readErr := c.readLoop(ctx, d)
+
+	// Shutdown: no more reads; let the workers finish what was read.
+	d.close()
+	grace := time.NewTimer(c.cfg.shutdownTimeout)
+	defer grace.Stop()
+	select {
+	case <-d.done:
+	case <-grace.C:
+		c.log.Warn("shutdown timeout: cancelling handlers", "in_flight", d.inFlight())
+		d.abandon()
+		hardStop()
+		select {
+		case <-d.done:
+		case <-time.After(abandonWait):
+			c.log.Error("handlers ignore their cancelled context: abandoning them; their entries stay pending", "in_flight", d.inFlight())
+		}
+	}
+	acks.stop()
+	<-ackDone
+	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())
+	return readErr
+}
+
+// abandonWait is how long a shutdown waits for handlers after cancelling
+// their ctx, before abandoning them.
+const abandonWait = time.Second
+
+// workers run handlers for the read loop, bounded by maxInFlight.
+type dispatcher struct {
+	c         *Consumer
+	ctx       context.Context // handlers' ctx
+	acks      *acker
+	work      chan *Message
+	slots     chan struct{} // one token per entry in flight
+	wg        sync.WaitGroup
+	done      chan struct{} // closed when every worker has exited
+	abandoned atomic.Bool
+}
+
+func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
+	d := &dispatcher{
+		c:     c,
+		ctx:   ctx,
+		acks:  acks,
+		work:  make(chan *Message, c.cfg.maxInFlight),
+		slots: make(chan struct{}, c.cfg.maxInFlight),
+		done:  make(chan struct{}),
+	}
+	for range c.cfg.concurrency {
+		d.wg.Add(1)
+		go d.worker()
+	}
+	go func() {
+		d.wg.Wait()
+		close(d.done)
+	}()
+	return d
+}
+
+// acquire waits for at least one free slot, then takes up to n, and returns
+// how many it took (0 if ctx ended first).
+func (d *dispatcher) acquire(ctx context.Context, n int) int {
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	got := 1
+	for got < n {
+		select {
+		case d.slots <- struct{}{}:
+			got++
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+// release frees n slots.
+func (d *dispatcher) release(n int) {
+	for range n {
+		<-d.slots
+	}
+}
+
+func (d *dispatcher) inFlight() int { return len(d.slots) }
+
+// submit hands m to a worker; the caller holds a slot for it.
+func (d *dispatcher) submit(m *Message) { d.work <- m }
+
+func (d *dispatcher) close() { close(d.work) }
+
+// abandon makes workers skip the messages they have not started.
+func (d *dispatcher) abandon() { d.abandoned.Store(true) }
+
+func (d *dispatcher) worker() {
+	defer d.wg.Done()
+	for m := range d.work {
+		if d.abandoned.Load() {
+			d.release(1)
+			continue
+		}
+		d.handle(m)
+		d.release(1)
+	}
+}
+
+func (d *dispatcher) handle(m *Message) {
+	c := d.c
+	ctx := d.ctx
+	if c.cfg.handlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
+		defer cancel()
+	}
+	err := safeHandle(ctx, c.handler, m)
+	if err == nil {
+		c.stats.handled.Add(1)
+		d.acks.add(m.ID)
+		return
+	}
+	c.stats.failed.Add(1)
+	attrs := []any{"id", m.ID, "deliveries", m.Deliveries, "error", err}
+	if pe, ok := err.(*PanicError); ok {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	c.log.Warn("handler failed; entry stays pending", attrs...)
+}

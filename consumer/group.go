@@ -1,0 +1,102 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ensureGroup creates the group (and the stream, MKSTREAM) at the configured
+// start, unless it exists. Connection errors are retried with backoff until
+// ctx ends; configuration errors are returned.
+func (c *Consumer) ensureGroup(ctx context.Context) error {
+	var b backoff
+	for {
+		err := c.createGroup(ctx, c.cfg.start)
+		if err == nil {
+			return nil
+		}
+		if isConfigError(err) {
+			return fmt.Errorf("consumer: creating group %q on %q: %w", c.group, c.stream, err)
+		}
+		c.log.Warn("cannot create group; retrying", "error", err)
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// createGroup runs XGROUP CREATE ... MKSTREAM; an existing group is success.
+func (c *Consumer) createGroup(ctx context.Context, start string) error {
+	err := c.client.XGroupCreateMkStream(ctx, c.stream, c.group, start).Err()
+	if err != nil && redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return nil
+	}
+	return err
+}
+
+// recoverGroup recreates a group that disappeared (NOGROUP: the group or the
+// whole stream was deleted, or Redis lost its data). If the stream is gone,
+// the group starts from its beginning: every entry in a new stream is new.
+// Otherwise it starts after the last entry this consumer read, or at the
+// configured start if it read none, so entries added since are not skipped.
+// Entries other consumers held pending in the old group cannot be recovered.
+func (c *Consumer) recoverGroup(ctx context.Context) error {
+	start := c.cfg.start
+	n, err := c.client.Exists(ctx, c.stream).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		start = StartBeginning
+	} else if last := c.lastRead.Load(); last != nil {
+		start = *last
+	}
+	if err := c.createGroup(ctx, start); err != nil {
+		return err
+	}
+	c.log.Error("group was missing: recreated it", "start", start)
+	return nil
+}
+
+// isConfigError reports errors that retrying cannot fix: the key holds
+// another type, or the user is not allowed to run stream commands.
+func isConfigError(err error) bool {
+	for _, prefix := range []string{"WRONGTYPE", "NOPERM", "NOAUTH", "WRONGPASS"} {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }
+
+// backoff waits exponentially longer between retries, with jitter.
+type backoff struct{ n int }
+
+const (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
+// wait sleeps for the next backoff interval; it returns false if ctx ended.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := backoffMin << min(b.n, 10)
+	d = min(d, backoffMax)
+	d = d/2 + rand.N(d/2+1)
+	b.n++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (b *backoff) reset() { b.n = 0 }

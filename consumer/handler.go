@@ -1,0 +1,107 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Message is one delivered entry, as a Handler sees it.
+type Message struct {
+	midstream.Entry // Stream, ID and Fields
+
+	// Group and Consumer name who it was delivered to.
+	Group, Consumer string
+	// Deliveries is how many times Redis has delivered the entry to this
+	// group, this delivery included (1 on the first). It is the server's
+	// count (XPENDING), never an in-process one.
+	Deliveries int64
+}
+
+// Handler processes one message. Returning nil acknowledges it (XACK);
+// returning an error leaves it pending in the group, to be delivered again.
+//
+// ctx is cancelled when the per-message timeout (WithHandlerTimeout)
+// expires, or when a shutdown's grace period (WithShutdownTimeout) runs out.
+// A handler may be called concurrently for different messages, and more than
+// once for the same message (delivery is at least once): make it idempotent.
+type Handler interface {
+	Handle(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Handle calls f(ctx, m).
+func (f HandlerFunc) Handle(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Middleware wraps a Handler, as net/http middleware wraps an http.Handler.
+type Middleware func(Handler) Handler
+
+// Chain applies mws to h so that mws[0] is the outermost: it sees each
+// message first and each result last.
+func Chain(h Handler, mws ...Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// Typed returns a Handler that decodes each message into a T with
+// midstream.DefaultCodec[T] (the flat codec for structs) before calling fn.
+// A message that fails to decode is not passed to fn: the handler returns
+// the *midstream.DecodeError (wrapping midstream.ErrDecode). If T has no
+// default codec, New fails with that error.
+func Typed[T any](fn func(ctx context.Context, v T, m *Message) error) Handler {
+	c, err := midstream.DefaultCodec[T]()
+	if err != nil {
+		return brokenHandler{err}
+	}
+	return TypedCodec(c, fn)
+}
+
+// TypedCodec is Typed with an explicit codec.
+func TypedCodec[T any](c midstream.Codec[T], fn func(ctx context.Context, v T, m *Message) error) Handler {
+	if c == nil || fn == nil {
+		return brokenHandler{fmt.Errorf("%w: TypedCodec needs a codec and a function", midstream.ErrInvalidOption)}
+	}
+	return HandlerFunc(func(ctx context.Context, m *Message) error {
+		var v T
+		if err := c.Decode(m.Fields, &v); err != nil {
+			return err
+		}
+		return fn(ctx, v, m)
+	})
+}
+
+// brokenHandler carries a construction error to New.
+type brokenHandler struct{ err error }
+
+func (b brokenHandler) Handle(context.Context, *Message) error { return b.err }
+
+// PanicError is the error a handler's panic is turned into. The message
+// stays pending, as for any other error.
+type PanicError struct {
+	Value any    // what the handler panicked with
+	Stack []byte // the goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("consumer: handler panicked: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// safeHandle calls h, turning a panic into a *PanicError.
+func safeHandle(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return h.Handle(ctx, m)
+}

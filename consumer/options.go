@@ -1,0 +1,195 @@
+package consumer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Defaults for the options. A zero or absent option means the default.
+const (
+	DefaultConcurrency     = 10
+	DefaultBatchSize       = 100
+	DefaultBlock           = 2 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultAckBatch        = 100
+	DefaultAckInterval     = 5 * time.Millisecond
+	// MaxBlock bounds WithBlock: a consumer blocked in XREADGROUP notices a
+	// shutdown only when the call returns.
+	MaxBlock = time.Minute
+)
+
+// Start positions for a group created by the consumer.
+const (
+	StartNew       = "$" // only entries added after the group is created (default)
+	StartBeginning = "0" // every entry in the stream
+)
+
+// Option configures a Consumer. Options are checked by New.
+type Option func(*config)
+
+type config struct {
+	name            string
+	start           string
+	concurrency     int
+	batchSize       int
+	maxInFlight     int
+	block           time.Duration
+	handlerTimeout  time.Duration
+	shutdownTimeout time.Duration
+	ackBatch        int
+	ackInterval     time.Duration
+	logger          *slog.Logger
+	middleware      []Middleware
+	errs            []error
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
+}
+
+// WithName sets the consumer's name in the group. The default is unique per
+// Consumer: host name, process ID and a random suffix. A fixed name lets a
+// restarted process finish the entries its predecessor left pending; two
+// live consumers must never share one.
+func WithName(name string) Option {
+	return func(c *config) {
+		if name == "" {
+			c.fail("empty consumer name")
+			return
+		}
+		c.name = name
+	}
+}
+
+// WithStart sets where a group the consumer creates starts: StartNew
+// (default), StartBeginning, or an entry ID (the group delivers entries after
+// it). It has no effect on an existing group.
+func WithStart(id string) Option {
+	return func(c *config) {
+		if id != StartNew {
+			if _, err := midstream.ParseID(id); err != nil {
+				c.errs = append(c.errs, fmt.Errorf("%w: start: %w", midstream.ErrInvalidOption, err))
+				return
+			}
+		}
+		c.start = id
+	}
+}
+
+// WithConcurrency sets how many handlers run at once. Default DefaultConcurrency.
+func WithConcurrency(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("concurrency %d < 1", n)
+			return
+		}
+		c.concurrency = n
+	}
+}
+
+// WithBatchSize sets how many entries one XREADGROUP asks for (COUNT).
+// Default DefaultBatchSize.
+func WithBatchSize(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("batch size %d < 1", n)
+			return
+		}
+		c.batchSize = n
+	}
+}
+
+// WithMaxInFlight bounds the entries read but not yet handled; reading
+// waits while the bound is reached (back-pressure). Default: twice the batch
+// size, or the concurrency if larger. It must be at least the concurrency.
+func WithMaxInFlight(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("max in flight %d < 1", n)
+			return
+		}
+		c.maxInFlight = n
+	}
+}
+
+// WithBlock sets how long one XREADGROUP waits for new entries (BLOCK).
+// It is always bounded (never BLOCK 0), between 1ms and MaxBlock; go-redis
+// sets the read timeout above it. A shutdown waits for the current read to
+// return, so it also bounds how long stopping takes. Default DefaultBlock.
+func WithBlock(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Millisecond || d > MaxBlock {
+			c.fail("block %s not within [1ms, %s]", d, MaxBlock)
+			return
+		}
+		c.block = d
+	}
+}
+
+// WithHandlerTimeout cancels each handler's ctx after d. Default: no
+// per-message timeout.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("handler timeout %s <= 0", d)
+			return
+		}
+		c.handlerTimeout = d
+	}
+}
+
+// WithShutdownTimeout bounds how long a shutdown lets in-flight handlers
+// finish after Run's ctx is cancelled. Then their ctx is cancelled; a
+// handler that still does not return is abandoned and its entry stays
+// pending. Default DefaultShutdownTimeout.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("shutdown timeout %s <= 0", d)
+			return
+		}
+		c.shutdownTimeout = d
+	}
+}
+
+// WithAcks sets how acknowledgements are coalesced: they are sent (many IDs
+// per XACK, pipelined) once batch are waiting or interval after the first
+// one waited, whichever comes first, and always at shutdown. Defaults
+// DefaultAckBatch and DefaultAckInterval.
+func WithAcks(batch int, interval time.Duration) Option {
+	return func(c *config) {
+		if batch < 1 || interval <= 0 {
+			c.fail("acks: batch %d < 1 or interval %s <= 0", batch, interval)
+			return
+		}
+		c.ackBatch, c.ackInterval = batch, interval
+	}
+}
+
+// WithLogger sets the logger. Records carry the keys stream, group, consumer
+// and, about one entry, id. Default: silent.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.fail("nil logger")
+			return
+		}
+		c.logger = l
+	}
+}
+
+// WithMiddleware wraps the handler; the first middleware is the outermost.
+func WithMiddleware(mws ...Middleware) Option {
+	return func(c *config) {
+		for _, mw := range mws {
+			if mw == nil {
+				c.fail("nil middleware")
+				return
+			}
+		}
+		c.middleware = append(c.middleware, mws...)
+	}
+}

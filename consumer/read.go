@@ -1,0 +1,148 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// readLoop first handles the consumer's own pending entries (XREADGROUP
+// from 0), then new ones (XREADGROUP >), until ctx is cancelled. It returns
+// nil then, or a configuration error.
+func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
+	// Reads use a ctx that is never cancelled: a read interrupted after
+	// Redis delivered its entries would leave them pending, unseen. A read
+	// returns within the block time anyway.
+	readCtx := context.WithoutCancel(ctx)
+	var b backoff
+	pendingDone := false
+	cursor := "0"
+	for ctx.Err() == nil {
+		n := d.acquire(ctx, c.cfg.batchSize)
+		if n == 0 {
+			break
+		}
+		id := ">"
+		if !pendingDone {
+			id = cursor
+		}
+		msgs, err := c.read(readCtx, id, n)
+		if err != nil {
+			d.release(n)
+			switch {
+			case isNoGroup(err):
+				c.log.Warn("group missing (NOGROUP)", "error", err)
+				if rerr := c.recoverGroup(readCtx); rerr != nil {
+					c.log.Warn("cannot recreate group; retrying", "error", rerr)
+				}
+			case isConfigError(err):
+				c.log.Error("cannot read stream", "error", err)
+			default:
+				c.log.Warn("read failed; retrying", "error", err)
+			}
+			if !b.wait(ctx) {
+				break
+			}
+			continue
+		}
+		b.reset()
+		if len(msgs) < n {
+			d.release(n - len(msgs))
+		}
+		if !pendingDone {
+			if len(msgs) == 0 {
+				pendingDone = true
+				continue
+			}
+			cursor = msgs[len(msgs)-1].ID
+			c.dispatchPending(readCtx, d, msgs)
+			continue
+		}
+		for i := range msgs {
+			d.submit(c.message(&msgs[i], 1))
+		}
+	}
+	return nil
+}
+
+// read runs one XREADGROUP for up to count entries after id (">" for new
+// entries, blocking up to the block time; an ID for the consumer's own
+// pending entries, never blocking).
+func (c *Consumer) read(ctx context.Context, id string, count int) ([]redis.XMessage, error) {
+	args := &redis.XReadGroupArgs{
+		Group:    c.group,
+		Consumer: c.cfg.name,
+		Streams:  []string{c.stream, id},
+		Count:    int64(count),
+		Block:    c.cfg.block,
+	}
+	if id != ">" {
+		args.Block = -1
+	}
+	res, err := c.client.XReadGroup(ctx, args).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	msgs := res[0].Messages
+	if len(msgs) > 0 {
+		last := msgs[len(msgs)-1].ID
+		c.lastRead.Store(&last)
+	}
+	return msgs, nil
+}
+
+// dispatchPending hands the consumer's own pending entries to the workers
+// with their delivery counts (XPENDING). Entries deleted or trimmed while
+// pending come back without fields: they are acknowledged and counted.
+func (c *Consumer) dispatchPending(ctx context.Context, d *dispatcher, msgs []redis.XMessage) {
+	counts := map[string]int64{}
+	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream:   c.stream,
+		Group:    c.group,
+		Start:    msgs[0].ID,
+		End:      msgs[len(msgs)-1].ID,
+		Count:    int64(len(msgs)),
+		Consumer: c.cfg.name,
+	}).Result()
+	if err != nil {
+		c.log.Warn("cannot read delivery counts of pending entries", "error", err)
+	}
+	for _, p := range pend {
+		counts[p.ID] = p.RetryCount
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Values == nil {
+			c.stats.deleted.Add(1)
+			c.log.Warn("pending entry was deleted or trimmed; acknowledging it", "id", m.ID)
+			d.acks.add(m.ID)
+			d.release(1)
+			continue
+		}
+		d.submit(c.message(m, max(counts[m.ID], 1)))
+	}
+}
+
+// message converts a go-redis entry.
+func (c *Consumer) message(x *redis.XMessage, deliveries int64) *Message {
+	fields := make(map[string]string, len(x.Values))
+	for k, v := range x.Values {
+		s, _ := v.(string)
+		fields[k] = s
+	}
+	return &Message{
+		Entry:      midstream.Entry{Stream: c.stream, ID: x.ID, Fields: fields},
+		Group:      c.group,
+		Consumer:   c.cfg.name,
+		Deliveries: deliveries,
+	}
+}
