@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,4 +317,61 @@ func stringFields(m map[string]any) map[string]string {
 		out[k], _ = v.(string)
 	}
 	return out
+}
+
+// TestProducerConcurrentPublish: concurrent Publish calls (coalesced into
+// pipelines) each get their own ID, and each caller's entries keep its order.
+func TestProducerConcurrentPublish(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stream := srv.Key("concurrent")
+	p := newProducer[map[string]string](t, srv.Client, stream)
+	const writers, each = 32, 300
+	ids := make([][]string, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id, err := p.Publish(ctx, map[string]string{"w": strconv.Itoa(w), "i": strconv.Itoa(i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[w] = append(ids[w], id)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for w, list := range ids {
+		var prev midstream.ID
+		for _, s := range list {
+			id, err := midstream.ParseID(s)
+			if err != nil || id.Compare(prev) <= 0 || seen[s] {
+				t.Fatalf("writer %d: ID %s (after %s, seen %v): %v", w, s, prev, seen[s], err)
+			}
+			seen[s], prev = true, id
+		}
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("%d IDs, want %d", len(seen), writers*each)
+	}
+	// Every entry holds what its caller published under that ID.
+	msgs := srv.Client.XRange(ctx, stream, "-", "+").Val()
+	if len(msgs) != writers*each {
+		t.Fatalf("XLEN %d, want %d", len(msgs), writers*each)
+	}
+	byID := map[string]map[string]any{}
+	for _, m := range msgs {
+		byID[m.ID] = m.Values
+	}
+	for w, list := range ids {
+		for i, id := range list {
+			if v := byID[id]; v["w"] != strconv.Itoa(w) || v["i"] != strconv.Itoa(i) {
+				t.Fatalf("entry %s holds %v, want w=%d i=%d", id, v, w, i)
+			}
+		}
+	}
 }

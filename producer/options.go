@@ -23,6 +23,7 @@ type config struct {
 	trim         *Trim
 	maxEntrySize int
 	headers      map[string]string
+	noCoalesce   bool
 	errs         []error // problems found while applying options
 }
 
@@ -61,6 +62,12 @@ func WithIDFunc[T any](fn func(T) string) Option {
 // midstream.ErrNoStream instead of creating it (XADD NOMKSTREAM).
 func WithNoMkStream() Option {
 	return func(cfg *config) { cfg.noMkStream = true }
+}
+
+// WithoutCoalescing makes every Publish send its own XADD, instead of
+// merging concurrent calls into pipelines (see Publish).
+func WithoutCoalescing() Option {
+	return func(cfg *config) { cfg.noCoalesce = true }
 }
 
 // Trim bounds the stream on every add (XADD with MAXLEN or MINID). Set exactly

@@ -1,0 +1,100 @@
+package producer
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxCoalesced bounds the commands one coalesced pipeline carries.
+const maxCoalesced = 1000
+
+// coalescer merges concurrent Publish calls into pipelines (group commit).
+// A call that finds no pipeline in flight sends its command at once, so a
+// lone caller pays no extra latency. Calls that arrive while a command is in
+// flight queue up; when it completes, one goroutine sends everything queued
+// as one pipeline, and keeps doing so until the queue is empty, then exits.
+// Commands go out in arrival order, one pipeline at a time.
+type coalescer struct {
+	client redis.UniversalClient
+	mu     sync.Mutex
+	busy   bool
+	queue  []*call
+}
+
+type call struct {
+	cmd  *redis.StringCmd
+	done chan struct{}
+}
+
+// do sends cmd, alone or in a pipeline with others, and reports whether it
+// completed. It returns false if ctx ended while cmd waited for a pipeline:
+// the command may still be sent, and the caller must not read it.
+func (b *coalescer) do(ctx context.Context, cmd *redis.StringCmd) bool {
+	b.mu.Lock()
+	if !b.busy {
+		b.busy = true
+		b.mu.Unlock()
+		_ = b.client.Process(ctx, cmd)
+		b.handOff()
+		return true
+	}
+	c := &call{cmd: cmd, done: make(chan struct{})}
+	b.queue = append(b.queue, c)
+	b.mu.Unlock()
+	select {
+	case <-c.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// handOff is called by whoever finished sending: it starts a goroutine for
+// the calls that queued meanwhile, or marks the coalescer idle.
+func (b *coalescer) handOff() {
+	batch := b.take()
+	if batch == nil {
+		return
+	}
+	go func() {
+		for batch != nil {
+			b.send(batch)
+			batch = b.take()
+		}
+	}()
+}
+
+// take removes up to maxCoalesced queued calls; if none are queued it marks
+// the coalescer idle and returns nil.
+func (b *coalescer) take() []*call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		b.busy = false
+		return nil
+	}
+	n := min(len(b.queue), maxCoalesced)
+	batch := b.queue[:n:n]
+	b.queue = b.queue[n:]
+	if len(b.queue) == 0 {
+		b.queue = nil
+	}
+	return batch
+}
+
+func (b *coalescer) send(batch []*call) {
+	if len(batch) == 1 {
+		_ = b.client.Process(context.Background(), batch[0].cmd)
+	} else {
+		pipe := b.client.Pipeline()
+		for _, c := range batch {
+			_ = pipe.Process(context.Background(), c.cmd)
+		}
+		_, _ = pipe.Exec(context.Background())
+	}
+	for _, c := range batch {
+		close(c.done)
+	}
+}
