@@ -17,6 +17,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/midstream-go/midstream/internal/redisserver"
 )
 
 const (
@@ -142,7 +144,7 @@ func (b *container) create(image, testName string) error {
 	if _, err := b.p.Client().ImageInspect(ctx, image); err != nil {
 		return fmt.Errorf("image %s is not available locally (images are never pulled; build one with .ci/redis-image.sh and set %s): %w", image, EnvImage, err)
 	}
-	port, err := freePort()
+	port, err := redisserver.FreePort()
 	if err != nil {
 		return err
 	}
@@ -151,7 +153,7 @@ func (b *container) create(image, testName string) error {
 		Image: image,
 		// Only arguments: both the image built by .ci/redis-image.sh and the
 		// official image run redis-server with them. Notice level logs readyLine.
-		Cmd:             append(serverArgs(port, containerDir), "--loglevel", "notice"),
+		Cmd:             append(redisserver.Args(port, containerDir, true), "--loglevel", "notice"),
 		Labels:          map[string]string{"midstream-go.redistest": testName},
 		AlwaysPullImage: false, // never pull; see the ImageInspect above
 		HostConfigModifier: func(hc *dockercontainer.HostConfig) {

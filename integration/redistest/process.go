@@ -1,37 +1,21 @@
 package redistest
 
 import (
-	"errors"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/midstream-go/midstream/internal/redisserver"
 )
 
-// process runs redis-server as a child process.
-type process struct {
-	bin     string
-	dir     string
-	port    int
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when cmd has been reaped
-}
+// process runs redis-server as a child process (package redisserver).
+type process struct{ *redisserver.Server }
 
 func startProcess(t testing.TB, bin string) (backend, error) {
-	port, err := freePort()
+	s, err := redisserver.Start(redisserver.Config{Binary: bin, Dir: dataDir(t), Persist: true})
 	if err != nil {
 		return nil, err
 	}
-	p := &process{bin: bin, dir: dataDir(t), port: port}
-	p.logPath = filepath.Join(p.dir, "redis.log")
-	if err := p.start(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return process{s}, nil
 }
 
 // dataDir returns a fresh directory for the server's files, in /dev/shm when
@@ -47,60 +31,8 @@ func dataDir(t testing.TB) string {
 	return t.TempDir()
 }
 
-func (p *process) name() string { return "process" }
-func (p *process) addr() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }
-
-func (p *process) start() error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.bin, serverArgs(p.port, p.dir)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", p.bin, err)
-	}
-	p.cmd = cmd
-	p.done = make(chan struct{})
-	go func(done chan struct{}) {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}(p.done)
-	return nil
-}
-
-// stop sends sig and waits for the process to be reaped.
-func (p *process) stop(sig syscall.Signal) error {
-	if p.cmd == nil {
-		return nil
-	}
-	select {
-	case <-p.done:
-	default:
-		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return err
-		}
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-	p.cmd = nil
-	return nil
-}
-
-func (p *process) kill() error { return p.stop(syscall.SIGKILL) }
-
-func (p *process) restart() error {
-	if err := p.stop(syscall.SIGKILL); err != nil {
-		return err
-	}
-	return p.start()
-}
-
-func (p *process) close() error { return p.stop(syscall.SIGTERM) }
+func (p process) name() string   { return "process" }
+func (p process) addr() string   { return p.Addr() }
+func (p process) kill() error    { return p.Kill() }
+func (p process) restart() error { return p.Restart() }
+func (p process) close() error   { return p.Close() }

@@ -25,15 +25,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream/internal/redisserver"
 )
 
 // Environment variables read by Start.
@@ -141,7 +141,7 @@ func (s *Server) Restart() error {
 	if err := s.b.restart(); err != nil {
 		return err
 	}
-	return waitReady(s.b.addr(), readyWait)
+	return redisserver.WaitReady(s.b.addr(), readyWait)
 }
 
 // Start returns a fresh real Redis server for t. See the package doc for where
@@ -200,7 +200,7 @@ func Start(t testing.TB) *Server {
 				t.Errorf("redistest: stopping %s server: %v", b.name(), err)
 			}
 		})
-		if err := waitReady(b.addr(), readyWait); err != nil {
+		if err := redisserver.WaitReady(b.addr(), readyWait); err != nil {
 			t.Fatalf("redistest: %s server did not start: %v", b.name(), err)
 		}
 	}
@@ -216,11 +216,7 @@ func binary() string {
 	if b := os.Getenv(EnvBinary); b != "" {
 		return b
 	}
-	p, err := exec.LookPath("redis-server")
-	if err != nil {
-		return ""
-	}
-	return p
+	return redisserver.Binary()
 }
 
 // uniquePrefix returns "test:<name>:<random>:" with characters that would make
@@ -235,51 +231,4 @@ func uniquePrefix(t testing.TB) string {
 		return r
 	}, t.Name())
 	return "test:" + name + ":" + hex.EncodeToString(b[:]) + ":"
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady waits until a server at addr answers PING with PONG, and is not
-// loading its data set.
-func waitReady(addr string, timeout time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %s: %w", addr, timeout, err)
-}
-
-// serverArgs are the redis-server arguments shared by every spawned backend:
-// loopback only, AOF on and fsynced before each reply (with "everysec" a
-// slow fsync lets Redis reply before writing, and a SIGKILL then loses
-// acknowledged writes), no RDB snapshots.
-func serverArgs(port int, dir string) []string {
-	return []string{
-		"--bind", "127.0.0.1",
-		"--port", fmt.Sprint(port),
-		"--dir", dir,
-		"--appendonly", "yes",
-		"--appendfsync", "always",
-		"--save", "",
-		"--protected-mode", "no",
-		"--daemonize", "no",
-		"--loglevel", "warning",
-	}
 }
