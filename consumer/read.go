@@ -61,9 +61,7 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
 			c.dispatchPending(readCtx, d, msgs)
 			continue
 		}
-		for i := range msgs {
-			d.submit(c.message(&msgs[i], 1))
-		}
+		d.submit(c.messages(msgs, nil))
 	}
 	return nil
 }
@@ -119,30 +117,37 @@ func (c *Consumer) dispatchPending(ctx context.Context, d *dispatcher, msgs []re
 	for _, p := range pend {
 		counts[p.ID] = p.RetryCount
 	}
+	live := msgs[:0:0]
 	for i := range msgs {
-		m := &msgs[i]
-		if m.Values == nil {
+		if msgs[i].Values == nil {
 			c.stats.deleted.Add(1)
-			c.log.Warn("pending entry was deleted or trimmed; acknowledging it", "id", m.ID)
-			d.acks.add(m.ID)
+			c.log.Warn("pending entry was deleted or trimmed; acknowledging it", "id", msgs[i].ID)
+			d.acks.add(msgs[i].ID)
 			d.release(1)
 			continue
 		}
-		d.submit(c.message(m, max(counts[m.ID], 1)))
+		live = append(live, msgs[i])
 	}
+	d.submit(c.messages(live, counts))
 }
 
-// message converts a go-redis entry.
-func (c *Consumer) message(x *redis.XMessage, deliveries int64) *Message {
-	fields := make(map[string]string, len(x.Values))
-	for k, v := range x.Values {
-		s, _ := v.(string)
-		fields[k] = s
+// messages converts go-redis entries. Deliveries come from counts, or are 1
+// (first delivery) for entries counts does not hold.
+func (c *Consumer) messages(xs []redis.XMessage, counts map[string]int64) []Message {
+	out := make([]Message, len(xs))
+	for i := range xs {
+		x := &xs[i]
+		fields := make(map[string]string, len(x.Values))
+		for k, v := range x.Values {
+			s, _ := v.(string)
+			fields[k] = s
+		}
+		out[i] = Message{
+			Entry:      midstream.Entry{Stream: c.stream, ID: x.ID, Fields: fields},
+			Group:      c.group,
+			Consumer:   c.cfg.name,
+			Deliveries: max(counts[x.ID], 1),
+		}
 	}
-	return &Message{
-		Entry:      midstream.Entry{Stream: c.stream, ID: x.ID, Fields: fields},
-		Group:      c.group,
-		Consumer:   c.cfg.name,
-		Deliveries: deliveries,
-	}
+	return out
 }

@@ -1,0 +1,148 @@
+package consumer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// dispatcher runs handlers for the read loop on a fixed set of workers,
+// bounding the entries in flight (read, not yet handled).
+//
+// The read loop hands over a whole batch at once; the workers that pick it
+// up take its messages one at a time through a shared cursor. A fast handler
+// thus costs one channel operation per batch rather than one per message,
+// while slow handlers still run concurrently, message by message.
+type dispatcher struct {
+	c    *Consumer
+	ctx  context.Context // handlers' ctx
+	acks *acker
+	work chan *batch
+	wg   sync.WaitGroup
+	done chan struct{} // closed when every worker has exited
+
+	max       int64
+	inflight  atomic.Int64
+	waiting   atomic.Bool   // the read loop waits for room
+	room      chan struct{} // wakes the read loop
+	abandoned atomic.Bool
+}
+
+// batch is what one read returned, shared by the workers that take from it.
+type batch struct {
+	msgs []Message
+	next atomic.Int64
+}
+
+func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
+	d := &dispatcher{
+		c:    c,
+		ctx:  ctx,
+		acks: acks,
+		work: make(chan *batch, c.cfg.concurrency),
+		done: make(chan struct{}),
+		max:  int64(c.cfg.maxInFlight),
+		room: make(chan struct{}, 1),
+	}
+	for range c.cfg.concurrency {
+		d.wg.Add(1)
+		go d.worker()
+	}
+	go func() {
+		d.wg.Wait()
+		close(d.done)
+	}()
+	return d
+}
+
+// acquire waits until there is room for one more entry in flight, then
+// reserves room for up to n and returns how many (0 if ctx ended first).
+// Only the read loop calls it.
+func (d *dispatcher) acquire(ctx context.Context, n int) int {
+	for {
+		if free := d.max - d.inflight.Load(); free > 0 {
+			k := min(free, int64(n))
+			d.inflight.Add(k)
+			return int(k)
+		}
+		d.waiting.Store(true)
+		if d.max-d.inflight.Load() > 0 { // released meanwhile
+			d.waiting.Store(false)
+			continue
+		}
+		select {
+		case <-d.room:
+		case <-ctx.Done():
+			d.waiting.Store(false)
+			return 0
+		}
+		d.waiting.Store(false)
+	}
+}
+
+// release frees room for n entries.
+func (d *dispatcher) release(n int) {
+	d.inflight.Add(-int64(n))
+	if d.waiting.Load() {
+		select {
+		case d.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *dispatcher) inFlight() int64 { return d.inflight.Load() }
+
+// submit hands msgs to the workers; the caller reserved room for them.
+func (d *dispatcher) submit(msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	b := &batch{msgs: msgs}
+	for range min(len(msgs), d.c.cfg.concurrency) {
+		d.work <- b
+	}
+}
+
+func (d *dispatcher) close() { close(d.work) }
+
+// abandon makes workers skip the messages they have not started.
+func (d *dispatcher) abandon() { d.abandoned.Store(true) }
+
+func (d *dispatcher) worker() {
+	defer d.wg.Done()
+	for b := range d.work {
+		for {
+			i := int(b.next.Add(1)) - 1
+			if i >= len(b.msgs) {
+				break
+			}
+			if !d.abandoned.Load() {
+				d.handle(&b.msgs[i])
+			}
+			d.release(1)
+		}
+	}
+}
+
+func (d *dispatcher) handle(m *Message) {
+	c := d.c
+	ctx := d.ctx
+	if c.cfg.handlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
+		defer cancel()
+	}
+	err := safeHandle(ctx, c.handler, m)
+	if err == nil {
+		c.stats.handled.Add(1)
+		d.acks.add(m.ID)
+		return
+	}
+	c.stats.failed.Add(1)
+	attrs := []any{"id", m.ID, "deliveries", m.Deliveries, "error", err}
+	if pe, ok := err.(*PanicError); ok {
+		attrs = append(attrs, "stack", string(pe.Stack))
+	}
+	c.log.Warn("handler failed; entry stays pending", attrs...)
+}
