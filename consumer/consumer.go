@@ -137,8 +137,9 @@ var ErrRunning = errors.New("consumer: already running")
 // own pending entries, then new ones, until ctx is cancelled. Connection
 // errors, a Redis restart and a deleted stream or group are logged and
 // recovered from; Run returns only when ctx is cancelled (then nil, after a
-// graceful shutdown) or on a configuration error (the key is not a stream,
-// the user lacks permissions).
+// graceful shutdown) or on a configuration error when it starts (the key is
+// not a stream, the user lacks permissions). Such an error appearing later,
+// while running, is logged and retried like any other.
 //
 // Shutdown: reading stops (after the current XREADGROUP returns, at most the
 // block time), handlers in flight and entries already read are given the

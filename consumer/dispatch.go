@@ -39,7 +39,9 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 		c:    c,
 		ctx:  ctx,
 		acks: acks,
-		work: make(chan *batch, c.cfg.concurrency),
+		// A batch is sent at most once per message it holds, and no more
+		// than maxInFlight messages are in flight: submit never blocks.
+		work: make(chan *batch, c.cfg.maxInFlight),
 		done: make(chan struct{}),
 		max:  int64(c.cfg.maxInFlight),
 		room: make(chan struct{}, 1),

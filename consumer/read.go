@@ -10,8 +10,8 @@ import (
 )
 
 // readLoop first handles the consumer's own pending entries (XREADGROUP
-// from 0), then new ones (XREADGROUP >), until ctx is cancelled. It returns
-// nil then, or a configuration error.
+// from 0), then new ones (XREADGROUP >), until ctx is cancelled. Errors are
+// logged and retried with backoff; it returns nil.
 func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
 	// Reads use a ctx that is never cancelled: a read interrupted after
 	// Redis delivered its entries would leave them pending, unseen. A read
@@ -92,10 +92,29 @@ func (c *Consumer) read(ctx context.Context, id string, count int) ([]redis.XMes
 	}
 	msgs := res[0].Messages
 	if len(msgs) > 0 {
-		last := msgs[len(msgs)-1].ID
-		c.lastRead.Store(&last)
+		c.noteRead(msgs[len(msgs)-1].ID)
 	}
 	return msgs, nil
+}
+
+// noteRead raises lastRead to id (reading pending entries after a restart
+// reads IDs below it).
+func (c *Consumer) noteRead(id string) {
+	parsed, err := midstream.ParseID(id)
+	if err != nil {
+		return
+	}
+	for {
+		cur := c.lastRead.Load()
+		if cur != nil {
+			if prev, err := midstream.ParseID(*cur); err == nil && prev.Compare(parsed) >= 0 {
+				return
+			}
+		}
+		if c.lastRead.CompareAndSwap(cur, &id) {
+			return
+		}
+	}
 }
 
 // dispatchPending hands the consumer's own pending entries to the workers

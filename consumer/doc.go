@@ -1,0 +1,110 @@
+// Package consumer processes a Redis stream as one member of a consumer
+// group: a Consumer reads entries with XREADGROUP, hands each one to a
+// Handler, several at a time, and acknowledges it (XACK) when the handler
+// succeeds.
+//
+//	c, err := consumer.New(rdb, "activity", "billing",
+//		consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+//			return process(ctx, m.ID, m.Fields)
+//		}))
+//	if err != nil {
+//		return err // a bad argument or option: errors.Is(err, midstream.ErrInvalidOption)
+//	}
+//	return c.Run(ctx) // until ctx is cancelled
+//
+// Typed decodes each entry into a value first, with midstream.DefaultCodec
+// (the flat codec for structs, see midstream.FlatCodec); TypedCodec takes
+// any codec:
+//
+//	type Activity struct {
+//		UserID string  `redis:"userId"`
+//		Amount float64 `redis:"amount"`
+//	}
+//
+//	h := consumer.Typed(func(ctx context.Context, a Activity, m *consumer.Message) error {
+//		return bill(ctx, a.UserID, a.Amount)
+//	})
+//
+// An entry that does not decode is not passed to the function: the handler
+// fails with a *midstream.DecodeError. A T without a default codec makes New
+// fail with an error wrapping midstream.ErrUnsupportedType.
+//
+// # Delivery
+//
+// A handler that returns nil acknowledges its entry. One that returns an
+// error, or panics (the panic is recovered as a *PanicError), leaves the entry
+// pending in the group; the failure is logged and counted in Stats.Failed,
+// and the Consumer goes on with other entries without retrying it. Pending
+// entries are delivered again to the same consumer name when it next runs:
+// Run first handles the consumer's own pending entries (XREADGROUP from ID 0,
+// with Message.Deliveries from XPENDING), then new ones. Run does not claim
+// entries pending for other consumer names. A pending entry found deleted or
+// trimmed from the stream is acknowledged without a handler call and counted
+// in Stats.Deleted.
+//
+// Acknowledgements are coalesced, many IDs per XACK: they are sent once the
+// ack batch is waiting or the ack interval after the first one waited,
+// whichever comes first, and at shutdown. An XACK that fails is retried; an
+// entry whose acknowledgement never reaches Redis stays pending and is
+// delivered again. Delivery is therefore at least once: make handlers
+// idempotent. They are called concurrently, for different entries.
+//
+// # Options
+//
+// Options are checked by New; a bad value fails with an error wrapping
+// midstream.ErrInvalidOption.
+//
+//   - WithName: the consumer's name in the group. Default: host name, process
+//     ID and a random suffix, unique per Consumer. A fixed name lets a
+//     restarted process finish what its predecessor left pending; two live
+//     consumers must never share a name.
+//   - WithStart: where a group the consumer creates starts: StartNew (the
+//     default), StartBeginning or an entry ID. An existing group is left as
+//     it is.
+//   - WithConcurrency: handlers running at once, DefaultConcurrency.
+//   - WithBatchSize: entries asked for per XREADGROUP (COUNT), DefaultBatchSize.
+//   - WithMaxInFlight: entries read but not yet handled; reading waits at the
+//     bound. Default: twice the batch size, or the concurrency if larger.
+//   - WithBlock: how long an XREADGROUP waits for new entries, DefaultBlock;
+//     from 1ms to MaxBlock.
+//   - WithHandlerTimeout: cancels each handler's ctx after a time. Default:
+//     none.
+//   - WithShutdownTimeout: the grace period of a shutdown,
+//     DefaultShutdownTimeout.
+//   - WithAcks: the ack batch and interval, DefaultAckBatch and
+//     DefaultAckInterval.
+//   - WithLogger: a *slog.Logger. Default: silent.
+//   - WithMiddleware: wraps the handler, as Chain does; the first is the
+//     outermost.
+//
+// # Shutdown
+//
+// Cancelling Run's ctx stops reading once the current XREADGROUP returns
+// (within the block time). Handlers in flight and entries already read are
+// then given the shutdown timeout to finish, with their ctx still live. When
+// it runs out, handlers' ctx is cancelled, entries not started are skipped,
+// and a handler that does not return shortly after is abandoned: Run returns
+// without waiting for it. Skipped and abandoned entries stay pending. Last,
+// acknowledgements are flushed, and Run returns nil.
+//
+// # Resilience
+//
+// Run creates the group if it does not exist (XGROUP CREATE with MKSTREAM,
+// so the stream may not exist yet). Connection errors, timeouts and a Redis
+// restart are logged and retried with backoff. A group or stream deleted
+// while running (NOGROUP) is recreated: from the start of the stream if the
+// stream is gone, else after the last entry this consumer read (or at the
+// WithStart position if it read none); entries other consumers held pending
+// in the lost group are lost to the group.
+//
+// Run returns only when ctx is cancelled (nil), or with the error when
+// creating the group fails in a way retrying cannot fix: the key holds
+// another type (WRONGTYPE), or the user may not run the command (NOPERM,
+// NOAUTH, WRONGPASS). Such errors met later, while reading, are logged and
+// retried. Run returns ErrRunning if the Consumer is already running; once
+// it has returned, it may run again.
+//
+// A Consumer never closes the client it was given; close it after Run
+// returns. Its ReadTimeout need not exceed the block time: go-redis raises
+// the timeout of each blocking XREADGROUP above it.
+package consumer
