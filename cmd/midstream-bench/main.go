@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -36,7 +37,18 @@ func main() {
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
 	only := flag.String("only", "consume,publish,latency,sustained", "sections to run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx := context.Background()
 	rdb, where, cleanup, err := connect(*addr)
@@ -78,19 +90,25 @@ func (b *runner) key(name string) string {
 	return fmt.Sprintf("bench:%s:%d:%d", name, time.Now().UnixNano(), b.seq)
 }
 
-// median runs fn rounds times and returns the median rate.
-func (b *runner) median(fn func() (bench.Result, error)) float64 {
-	rates := make([]float64, 0, b.rounds)
-	for range b.rounds {
+// compare runs raw and ms alternately, rounds times each, and returns the
+// median rate of each: alternating spreads the machine's noise over both.
+func (b *runner) compare(raw, ms func() (bench.Result, error)) (float64, float64) {
+	var rawRates, msRates []float64
+	run := func(fn func() (bench.Result, error), into *[]float64) {
 		r, err := fn()
 		if err != nil {
 			log.Fatal(err)
 		}
-		rates = append(rates, r.Rate())
+		*into = append(*into, r.Rate())
 		b.rdb.FlushDB(b.ctx) // each run starts from an empty server
 	}
-	slices.Sort(rates)
-	return rates[len(rates)/2]
+	for range b.rounds {
+		run(raw, &rawRates)
+		run(ms, &msRates)
+	}
+	slices.Sort(rawRates)
+	slices.Sort(msRates)
+	return rawRates[len(rawRates)/2], msRates[len(msRates)/2]
 }
 
 func pair(name string, raw, ms float64) {
@@ -107,10 +125,9 @@ func (b *runner) consume(n int) {
 			}
 			return stream
 		}
-		raw := b.median(func() (bench.Result, error) {
+		raw, ms := b.compare(func() (bench.Result, error) {
 			return bench.RawConsume(b.ctx, b.rdb, prefill(), "raw", n, consumers)
-		})
-		ms := b.median(func() (bench.Result, error) {
+		}, func() (bench.Result, error) {
 			return bench.Consume(b.ctx, b.rdb, prefill(), "ms", n, consumers)
 		})
 		pair(fmt.Sprintf("%d consumer(s), XREADGROUP COUNT 100", consumers), raw, ms)
@@ -127,20 +144,25 @@ func (b *runner) producer(stream string, opts ...producer.Option) *producer.Prod
 
 func (b *runner) publish(seqN, n int) {
 	fmt.Printf("\npublish: ~100-byte JSON events\n")
-	raw := b.median(func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), seqN, 1) })
-	ms := b.median(func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), seqN, 1) })
+	raw, ms := b.compare(
+		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), seqN, 1) },
+		func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), seqN, 1) })
 	pair("single XADD vs Publish, 1 goroutine", raw, ms)
 
-	raw = b.median(func() (bench.Result, error) { return bench.RawPipelined(b.ctx, b.rdb, b.key("pub"), n, 100) })
-	ms = b.median(func() (bench.Result, error) { return bench.PublishBatch(b.ctx, b.producer(b.key("pub")), n, 100) })
+	raw, ms = b.compare(
+		func() (bench.Result, error) { return bench.RawPipelined(b.ctx, b.rdb, b.key("pub"), n, 100) },
+		func() (bench.Result, error) { return bench.PublishBatch(b.ctx, b.producer(b.key("pub")), n, 100) })
 	pair("pipelined XADD x100 vs PublishBatch(100)", raw, ms)
 
-	raw = b.median(func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), n, 16) })
-	ms = b.median(func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), n, 16) })
+	raw, ms = b.compare(
+		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), n, 16) },
+		func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), n, 16) })
 	pair("16 goroutines: XADD vs Publish", raw, ms)
-	off := b.median(func() (bench.Result, error) {
-		return bench.Publish(b.ctx, b.producer(b.key("pub"), producer.WithoutCoalescing()), n, 16)
-	})
+	raw, off := b.compare(
+		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), n, 16) },
+		func() (bench.Result, error) {
+			return bench.Publish(b.ctx, b.producer(b.key("pub"), producer.WithoutCoalescing()), n, 16)
+		})
 	pair("16 goroutines: XADD vs Publish, no coalescing", raw, off)
 }
 
@@ -159,7 +181,7 @@ func (b *runner) latency(dur time.Duration) {
 
 func (b *runner) sustained(dur time.Duration) {
 	fmt.Printf("\nmaximum sustained end to end: writers publishing flat out, 2 consumers, %s\n", dur)
-	for _, writers := range []int{16, 64} {
+	for _, writers := range []int{16, 64, 256} {
 		f, err := bench.Flat(b.ctx, b.rdb, b.key("flat"), writers, 2, dur)
 		if err != nil {
 			log.Fatal(err)
