@@ -1,5 +1,8 @@
-// Command quickstart publishes typed events to a Redis stream and reads them
-// back, on an embedded miniredis or on the server at REDIS_URL.
+// Command quickstart publishes typed events to a Redis stream and processes
+// them with a consumer group of two workers, on an embedded miniredis or on
+// the server at REDIS_URL. One handler call fails: the output shows its
+// entry staying pending, with the server's delivery count, until a worker
+// handles it again.
 //
 //	go run ./examples/quickstart
 //	REDIS_URL=redis://localhost:6379/0 go run ./examples/quickstart
@@ -12,9 +15,14 @@ import (
 	"io"
 	"log"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/consumer"
 	"github.com/midstream-go/midstream/examples/internal/exampleredis"
 	"github.com/midstream-go/midstream/producer"
 )
@@ -45,6 +53,14 @@ func run(ctx context.Context, out io.Writer) error {
 	stream := fmt.Sprintf("quickstart:activity:%d", time.Now().UnixNano())
 	defer rdb.Del(ctx, stream)
 
+	if err := publish(ctx, out, rdb, stream); err != nil {
+		return err
+	}
+	return consume(ctx, out, rdb, stream)
+}
+
+// publish adds four events, and shows bad input refused.
+func publish(ctx context.Context, out io.Writer, rdb *redis.Client, stream string) error {
 	p, err := producer.New[Activity](rdb, stream, producer.WithTrim(producer.Trim{MaxLen: 10_000, Approx: true}))
 	if err != nil {
 		return err
@@ -67,34 +83,87 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "published %d more in one pipeline: %s … %s\n", len(ids), ids[0], ids[len(ids)-1])
 
 	// Bad input is refused before anything is sent, with a clear error.
-	tooBig, err := producer.New[map[string]string](rdb, stream, producer.WithMaxEntrySize(64))
+	small, err := producer.New[map[string]string](rdb, stream, producer.WithMaxEntrySize(64))
 	if err != nil {
 		return err
 	}
-	if _, err := tooBig.Publish(ctx, map[string]string{"blob": string(make([]byte, 100))}); errors.Is(err, midstream.ErrTooLarge) {
+	if _, err := small.Publish(ctx, map[string]string{"blob": string(make([]byte, 100))}); errors.Is(err, midstream.ErrTooLarge) {
 		fmt.Fprintln(out, "refused an oversized entry:", err)
 	}
+	return nil
+}
 
-	// Read the stream back: the fields are flat, as redis-cli shows them.
-	codec, err := midstream.NewFlatCodec[Activity]()
+// consume runs a group of two workers over the stream. The first attempt at
+// user 456's purchase fails, so that entry stays pending; a worker with the
+// same name then finishes its own pending entries first.
+func consume(ctx context.Context, out io.Writer, rdb *redis.Client, stream string) error {
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	var handled atomic.Int64
+	var failedOnce atomic.Bool
+	handler := consumer.Typed(func(ctx context.Context, a Activity, m *consumer.Message) error {
+		if a.UserID == "456" && failedOnce.CompareAndSwap(false, true) {
+			say("  %s failed %s (user %s %s, delivery %d): payment service timed out\n", m.Consumer, m.ID, a.UserID, a.Action, m.Deliveries)
+			return errors.New("payment service timed out")
+		}
+		say("  %s handled %s (user %s %s, delivery %d)\n", m.Consumer, m.ID, a.UserID, a.Action, m.Deliveries)
+		handled.Add(1)
+		return nil
+	})
+	// runWorkers runs the named workers until want entries were handled.
+	runWorkers := func(want int64, names ...string) error {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		errs := make(chan error, len(names))
+		for _, name := range names {
+			c, err := consumer.New(rdb, stream, "billing", handler,
+				consumer.WithName(name), consumer.WithStart(consumer.StartBeginning),
+				consumer.WithConcurrency(1), consumer.WithBlock(50*time.Millisecond))
+			if err != nil {
+				return err
+			}
+			go func() { errs <- c.Run(wctx) }()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for handled.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+		for range names {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	fmt.Fprintln(out, "group \"billing\", workers a and b:")
+	if err := runWorkers(3, "worker-a", "worker-b"); err != nil {
+		return err
+	}
+	pending, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: "billing", Start: "-", End: "+", Count: 10}).Result()
 	if err != nil {
 		return err
 	}
-	msgs, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	for _, p := range pending {
+		fmt.Fprintf(out, "still pending: %s, held by %s, delivered %d time(s)\n", p.ID, p.Consumer, p.RetryCount)
+	}
+	if len(pending) != 1 {
+		return fmt.Errorf("%d entries pending, want 1", len(pending))
+	}
+
+	fmt.Fprintf(out, "%s restarts and finishes its own pending entries first:\n", pending[0].Consumer)
+	if err := runWorkers(4, pending[0].Consumer); err != nil {
+		return err
+	}
+	n, err := rdb.XPending(ctx, stream, "billing").Result()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "read %d entries back:\n", len(msgs))
-	for _, m := range msgs {
-		fields := make(map[string]string, len(m.Values))
-		for k, v := range m.Values {
-			fields[k], _ = v.(string)
-		}
-		var a Activity
-		if err := codec.Decode(fields, &a); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "  %s  user %-3s %-8s amount %5.2f\n", m.ID, a.UserID, a.Action, a.Amount)
-	}
+	fmt.Fprintf(out, "handled %d entries; %d pending\n", handled.Load(), n.Count)
 	return nil
 }
