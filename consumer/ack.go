@@ -22,6 +22,7 @@ type acker struct {
 	c      *Consumer
 	mu     sync.Mutex
 	ids    []string
+	spare  []string // the last flushed slice, reused for the next IDs
 	closed bool
 	wake   chan struct{} // first ID added, or batch reached
 	quit   context.Context
@@ -111,7 +112,7 @@ func (a *acker) queued() int {
 func (a *acker) flush(ctx context.Context) error {
 	a.mu.Lock()
 	ids := a.ids
-	a.ids = nil
+	a.ids, a.spare = a.spare[:0], nil
 	a.mu.Unlock()
 	if len(ids) == 0 {
 		return nil
@@ -139,6 +140,11 @@ func (a *acker) flush(ctx context.Context) error {
 		return err
 	}
 	c.stats.acked.Add(int64(len(ids)))
+	a.mu.Lock()
+	if a.spare == nil {
+		a.spare = ids[:0]
+	}
+	a.mu.Unlock()
 	return nil
 }
 

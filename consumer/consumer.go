@@ -176,20 +176,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 	readErr := c.readLoop(ctx, d)
 
 	// Shutdown: no more reads; let the workers finish what was read.
-	d.close()
+	drained := d.drain()
 	grace := time.NewTimer(c.cfg.shutdownTimeout)
 	defer grace.Stop()
+	finished := true
 	select {
-	case <-d.done:
+	case <-drained:
 	case <-grace.C:
 		c.log.Warn("shutdown timeout: cancelling handlers", "in_flight", d.inFlight())
 		d.abandon()
 		hardStop()
 		select {
-		case <-d.done:
+		case <-drained:
 		case <-time.After(abandonWait):
+			finished = false
 			c.log.Error("handlers ignore their cancelled context: abandoning them; their entries stay pending", "in_flight", d.inFlight())
 		}
+	}
+	d.stop()
+	if finished {
+		<-d.done // every worker is idle and exits at once
 	}
 	acks.stop()
 	<-ackDone

@@ -10,16 +10,23 @@ import (
 // bounding the entries in flight (read, not yet handled).
 //
 // The read loop hands over a whole batch at once; the workers that pick it
-// up take its messages one at a time through a shared cursor. A fast handler
-// thus costs one channel operation per batch rather than one per message,
-// while slow handlers still run concurrently, message by message.
+// up take its messages one at a time through a shared cursor. A worker that
+// takes a message while others remain offers the batch to one more worker,
+// so slow handlers still run concurrently, message by message, while fast
+// ones drain a batch with a channel operation or two rather than one per
+// message.
 type dispatcher struct {
 	c    *Consumer
 	ctx  context.Context // handlers' ctx
 	acks *acker
 	work chan *batch
+	quit chan struct{} // closed when workers should exit
 	wg   sync.WaitGroup
 	done chan struct{} // closed when every worker has exited
+
+	draining  atomic.Bool
+	drained   chan struct{} // closed when draining and nothing is in flight
+	drainOnce sync.Once
 
 	max       int64
 	inflight  atomic.Int64
@@ -30,8 +37,9 @@ type dispatcher struct {
 
 // batch is what one read returned, shared by the workers that take from it.
 type batch struct {
-	msgs []Message
-	next atomic.Int64
+	msgs    []Message
+	next    atomic.Int64
+	offered atomic.Bool // the batch waits in the work channel
 }
 
 func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
@@ -39,12 +47,16 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 		c:    c,
 		ctx:  ctx,
 		acks: acks,
-		// A batch is sent at most once per message it holds, and no more
-		// than maxInFlight messages are in flight: submit never blocks.
-		work: make(chan *batch, c.cfg.maxInFlight),
-		done: make(chan struct{}),
-		max:  int64(c.cfg.maxInFlight),
-		room: make(chan struct{}, 1),
+		// A batch waits in the channel at most once at a time, and each
+		// holds a message in flight when it is sent; the room to spare
+		// covers batches finished while they waited. The read loop's send
+		// thus never waits for a worker, and workers' offers never block.
+		work:    make(chan *batch, 2*c.cfg.maxInFlight+c.cfg.concurrency),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		drained: make(chan struct{}),
+		max:     int64(c.cfg.maxInFlight),
+		room:    make(chan struct{}, 1),
 	}
 	for range c.cfg.concurrency {
 		d.wg.Add(1)
@@ -84,7 +96,9 @@ func (d *dispatcher) acquire(ctx context.Context, n int) int {
 
 // release frees room for n entries.
 func (d *dispatcher) release(n int) {
-	d.inflight.Add(-int64(n))
+	if d.inflight.Add(-int64(n)) == 0 && d.draining.Load() {
+		d.drainOnce.Do(func() { close(d.drained) })
+	}
 	if d.waiting.Load() {
 		select {
 		case d.room <- struct{}{}:
@@ -101,29 +115,57 @@ func (d *dispatcher) submit(msgs []Message) {
 		return
 	}
 	b := &batch{msgs: msgs}
-	for range min(len(msgs), d.c.cfg.concurrency) {
-		d.work <- b
-	}
+	b.offered.Store(true)
+	d.work <- b
 }
 
-func (d *dispatcher) close() { close(d.work) }
+// drain is called once nothing more will be submitted; the channel it
+// returns is closed when nothing is in flight.
+func (d *dispatcher) drain() <-chan struct{} {
+	d.draining.Store(true)
+	if d.inflight.Load() == 0 {
+		d.drainOnce.Do(func() { close(d.drained) })
+	}
+	return d.drained
+}
+
+// stop makes idle workers exit.
+func (d *dispatcher) stop() { close(d.quit) }
 
 // abandon makes workers skip the messages they have not started.
 func (d *dispatcher) abandon() { d.abandoned.Store(true) }
 
 func (d *dispatcher) worker() {
 	defer d.wg.Done()
-	for b := range d.work {
-		for {
-			i := int(b.next.Add(1)) - 1
-			if i >= len(b.msgs) {
-				break
-			}
-			if !d.abandoned.Load() {
-				d.handle(&b.msgs[i])
-			}
-			d.release(1)
+	for {
+		select {
+		case b := <-d.work:
+			d.run(b)
+		case <-d.quit:
+			return
 		}
+	}
+}
+
+// run handles messages of b until none is left to take.
+func (d *dispatcher) run(b *batch) {
+	b.offered.Store(false)
+	for {
+		i := int(b.next.Add(1)) - 1
+		if i >= len(b.msgs) {
+			return
+		}
+		if i+1 < len(b.msgs) && b.offered.CompareAndSwap(false, true) {
+			select {
+			case d.work <- b: // one more worker may join
+			default:
+				b.offered.Store(false)
+			}
+		}
+		if !d.abandoned.Load() {
+			d.handle(&b.msgs[i])
+		}
+		d.release(1)
 	}
 }
 
