@@ -112,35 +112,6 @@ func PublishBatch(ctx context.Context, p *producer.Producer[Event], n, batch int
 	return Result{N: n, Elapsed: time.Since(start)}, nil
 }
 
-// parallel runs fn(i) for i in [0, n) from workers goroutines.
-func parallel(n, workers int, fn func(i int) error) (Result, error) {
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || firstErr.Load() != nil {
-					return
-				}
-				if err := fn(i); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if e := firstErr.Load(); e != nil {
-		return Result{}, *e
-	}
-	return Result{N: n, Elapsed: time.Since(start)}, nil
-}
-
 // RawConsume drains the n entries of stream through a new group with
 // consumers goroutines, each doing XREADGROUP COUNT 100 and one multi-ID
 // XACK per batch, and returns when all n are acknowledged.

@@ -101,7 +101,7 @@ func Paced(ctx context.Context, rdb redis.UniversalClient, stream string, rate i
 		total := int(float64(rate) * dur.Seconds())
 		interval := time.Second / time.Duration(rate)
 		start := time.Now()
-		r, err := parallelStrided(total, senders, func(k int) error {
+		r, err := parallel(total, senders, func(k int) error {
 			if d := time.Until(start.Add(time.Duration(k) * interval)); d > 0 {
 				time.Sleep(d)
 			}
@@ -146,9 +146,9 @@ func Flat(ctx context.Context, rdb redis.UniversalClient, stream string, writers
 	})
 }
 
-// parallelStrided runs fn(k) for k in [0, n), goroutine g taking k ≡ g
+// parallel runs fn(k) for k in [0, n), goroutine g taking k ≡ g
 // (mod workers) in order.
-func parallelStrided(n, workers int, fn func(k int) error) (Result, error) {
+func parallel(n, workers int, fn func(k int) error) (Result, error) {
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	start := time.Now()
