@@ -10,8 +10,14 @@ import (
 // the same pipeline.
 const maxIDsPerXAck = 1000
 
-// finalFlushTimeout bounds the last flush at shutdown.
-const finalFlushTimeout = 5 * time.Second
+// flushTimeout bounds one flush, and finalFlushTimeout all attempts of the
+// last one at shutdown. go-redis honours a ctx deadline when it waits for a
+// connection or dials; a write or read already under way is bounded by the
+// client's own timeouts.
+const (
+	flushTimeout      = 5 * time.Second
+	finalFlushTimeout = 5 * time.Second
+)
 
 // acker coalesces acknowledgements: handlers add IDs, one goroutine sends
 // them in XACKs once ackBatch are waiting or ackInterval after the first one,
@@ -80,7 +86,10 @@ func (a *acker) run() {
 			}
 			linger.Stop()
 		}
-		if err := a.flush(context.Background()); err != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		err := a.flush(fctx)
+		cancel()
+		if err != nil {
 			c.log.Warn("acknowledging failed; retrying", "error", err)
 			if !b.wait(a.quit) {
 				continue // quitting: the next loop turn flushes a last time

@@ -141,8 +141,8 @@ var ErrRunning = errors.New("consumer: already running")
 // not a stream, the user lacks permissions). Such an error appearing later,
 // while running, is logged and retried like any other.
 //
-// Shutdown: reading stops (after the current XREADGROUP returns, at most the
-// block time), handlers in flight and entries already read are given the
+// Shutdown: reading stops (after the current XREADGROUP returns, within the
+// block time on a healthy connection), handlers in flight and entries already read are given the
 // shutdown timeout to finish, acknowledgements are flushed. Run returns once
 // every goroutine it started has exited, except the goroutine of a handler
 // that ignored its cancelled ctx past the timeout: that handler is abandoned
@@ -173,7 +173,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	d := newDispatcher(c, hardCtx, acks)
-	readErr := c.readLoop(ctx, d)
+	c.readLoop(ctx, d)
 
 	// Shutdown: no more reads; let the workers finish what was read.
 	drained := d.drain()
@@ -200,7 +200,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	acks.stop()
 	<-ackDone
 	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())
-	return readErr
+	return nil
 }
 
 // abandonWait is how long a shutdown waits for handlers after cancelling

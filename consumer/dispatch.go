@@ -69,18 +69,21 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 	return d
 }
 
-// acquire waits until there is room for one more entry in flight, then
-// reserves room for up to n and returns how many (0 if ctx ended first).
+// acquire waits until there is room for more entries in flight (for n, or
+// for half the bound if that is less), then reserves room for up to n and returns how many
+// (0 if ctx ended first). Waiting for some room rather than any keeps a
+// saturated consumer reading in batches instead of one entry at a time.
 // Only the read loop calls it.
 func (d *dispatcher) acquire(ctx context.Context, n int) int {
+	low := min(int64(n), max(d.max/2, 1))
 	for {
-		if free := d.max - d.inflight.Load(); free > 0 {
+		if free := d.max - d.inflight.Load(); free >= low {
 			k := min(free, int64(n))
 			d.inflight.Add(k)
 			return int(k)
 		}
 		d.waiting.Store(true)
-		if d.max-d.inflight.Load() > 0 { // released meanwhile
+		if d.max-d.inflight.Load() >= low { // released meanwhile
 			d.waiting.Store(false)
 			continue
 		}

@@ -34,13 +34,21 @@
 // A handler that returns nil acknowledges its entry. One that returns an
 // error, or panics (the panic is recovered as a *PanicError), leaves the entry
 // pending in the group; the failure is logged and counted in Stats.Failed,
-// and the Consumer goes on with other entries without retrying it. Pending
-// entries are delivered again to the same consumer name when it next runs:
-// Run first handles the consumer's own pending entries (XREADGROUP from ID 0,
-// with Message.Deliveries from XPENDING), then new ones. Run does not claim
-// entries pending for other consumer names. A pending entry found deleted or
-// trimmed from the stream is acknowledged without a handler call and counted
-// in Stats.Deleted.
+// and the Consumer goes on with other entries without retrying it. Run first
+// reads the consumer's own pending entries (XREADGROUP from ID 0, with
+// Message.Deliveries from XPENDING), then new ones; handlers of both may
+// overlap. A pending entry found deleted or trimmed from the stream is
+// acknowledged without a handler call and counted in Stats.Deleted. After a
+// failed read of new entries, whose reply may have been lost after Redis
+// delivered them, Run reads its own pending entries after the last one it saw
+// before reading new ones again.
+//
+// Entries left pending while Run runs (a failed handler; a reply lost with
+// its connection and silently retried by go-redis) are delivered again when a
+// consumer of the same name next runs, or by a reclaim loop that claims idle
+// entries, which this package does not have yet. The default name is unique
+// per Consumer, so give each instance a stable name (WithName, a pod or host
+// name) if a restart should finish what it left.
 //
 // Acknowledgements are coalesced, many IDs per XACK: they are sent once the
 // ack batch is waiting or the ack interval after the first one waited,
@@ -80,7 +88,8 @@
 // # Shutdown
 //
 // Cancelling Run's ctx stops reading once the current XREADGROUP returns
-// (within the block time). Handlers in flight and entries already read are
+// (within the block time; on a broken connection, within the client's read
+// timeout, which go-redis sets 10s above the block time). Handlers in flight and entries already read are
 // then given the shutdown timeout to finish, with their ctx still live. When
 // it runs out, handlers' ctx is cancelled, entries not started are skipped,
 // and a handler that does not return shortly after is abandoned: Run returns
@@ -94,8 +103,10 @@
 // restart are logged and retried with backoff. A group or stream deleted
 // while running (NOGROUP) is recreated: from the start of the stream if the
 // stream is gone, else after the last entry this consumer read (or at the
-// WithStart position if it read none); entries other consumers held pending
-// in the lost group are lost to the group.
+// WithStart position if it read none). Entries pending in the lost group,
+// this consumer's included, are not delivered again; entries the new group
+// starts after are not delivered either if the stream was recreated with IDs
+// below the recreated group's start.
 //
 // Run returns only when ctx is cancelled (nil), or with the error when
 // creating the group fails in a way retrying cannot fix: the key holds

@@ -19,6 +19,12 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if redis.HasErrorPrefix(err, "NOPERM") {
+			// A least-privilege user may read an existing group without the
+			// right to create one; reading reports NOGROUP if it is missing.
+			c.log.Warn("not allowed to create the group; assuming it exists", "error", err)
+			return nil
+		}
 		if isConfigError(err) {
 			return fmt.Errorf("consumer: creating group %q on %q: %w", c.group, c.stream, err)
 		}

@@ -16,7 +16,8 @@ type Message struct {
 	Group, Consumer string
 	// Deliveries is how many times Redis has delivered the entry to this
 	// group, this delivery included (1 on the first). It is the server's
-	// count (XPENDING), never an in-process one.
+	// count (XPENDING), never an in-process one; 1 if Redis could not be
+	// asked.
 	Deliveries int64
 }
 

@@ -51,9 +51,10 @@ func (c *config) fail(format string, args ...any) {
 }
 
 // WithName sets the consumer's name in the group. The default is unique per
-// Consumer: host name, process ID and a random suffix. A fixed name lets a
-// restarted process finish the entries its predecessor left pending; two
-// live consumers must never share one.
+// Consumer: host name, process ID and a random suffix. A stable name (one
+// per instance, such as a pod name) lets a restarted process finish the
+// entries its predecessor left pending; two live consumers must never share
+// one.
 func WithName(name string) Option {
 	return func(c *config) {
 		if name == "" {

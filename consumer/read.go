@@ -11,23 +11,29 @@ import (
 
 // readLoop first handles the consumer's own pending entries (XREADGROUP
 // from 0), then new ones (XREADGROUP >), until ctx is cancelled. Errors are
-// logged and retried with backoff; it returns nil.
-func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
+// logged and retried with backoff.
+//
+// A failed read of new entries may have been executed by Redis with its
+// reply lost, leaving entries pending for this consumer that it never saw:
+// all have IDs above the last one it read. So after such a failure the loop
+// reads its own pending entries after that ID (never blocking) before it
+// reads new ones again.
+func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) {
 	// Reads use a ctx that is never cancelled: a read interrupted after
 	// Redis delivered its entries would leave them pending, unseen. A read
-	// returns within the block time anyway.
+	// returns within the block time (or the client's read timeout on a
+	// broken connection).
 	readCtx := context.WithoutCancel(ctx)
 	var b backoff
-	pendingDone := false
-	cursor := "0"
+	history := "0" // read own pending entries after this ID; "" reads new ones
 	for ctx.Err() == nil {
 		n := d.acquire(ctx, c.cfg.batchSize)
 		if n == 0 {
 			break
 		}
 		id := ">"
-		if !pendingDone {
-			id = cursor
+		if history != "" {
+			id = history
 		}
 		msgs, err := c.read(readCtx, id, n)
 		if err != nil {
@@ -38,10 +44,17 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
 				if rerr := c.recoverGroup(readCtx); rerr != nil {
 					c.log.Warn("cannot recreate group; retrying", "error", rerr)
 				}
+				history = "" // the new group holds nothing pending
 			case isConfigError(err):
 				c.log.Error("cannot read stream", "error", err)
 			default:
 				c.log.Warn("read failed; retrying", "error", err)
+				if history == "" {
+					history = "0"
+					if last := c.lastRead.Load(); last != nil {
+						history = *last
+					}
+				}
 			}
 			if !b.wait(ctx) {
 				break
@@ -52,18 +65,17 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) error {
 		if len(msgs) < n {
 			d.release(n - len(msgs))
 		}
-		if !pendingDone {
-			if len(msgs) == 0 {
-				pendingDone = true
-				continue
-			}
-			cursor = msgs[len(msgs)-1].ID
-			c.dispatchPending(readCtx, d, msgs)
+		if history == "" {
+			d.submit(c.messages(msgs, nil))
 			continue
 		}
-		d.submit(c.messages(msgs, nil))
+		if len(msgs) == 0 {
+			history = ""
+			continue
+		}
+		history = msgs[len(msgs)-1].ID
+		c.dispatchPending(readCtx, d, msgs)
 	}
-	return nil
 }
 
 // read runs one XREADGROUP for up to count entries after id (">" for new

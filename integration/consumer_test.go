@@ -558,3 +558,75 @@ func TestConsumerTypedDecodeFailure(t *testing.T) {
 		t.Fatalf("sum %d stats %+v, want 4 and one failure", sum.Load(), c.Stats())
 	}
 }
+
+// TestConsumerRecoversLostReply: Redis executes an XREADGROUP whose reply
+// never reaches the consumer (the connection dies on the way back), so an
+// entry is pending for it unseen. After the failed read the consumer reads
+// its own pending entries after the last one it saw, and handles it.
+func TestConsumerRecoversLostReply(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stream, group := srv.Key("lost"), "g"
+	proxy := srv.StartProxy(t)
+	// No client retries, so the failed read is seen: a retried XREADGROUP >
+	// would return later entries and the lost one would wait for reclaim.
+	viaProxy := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+
+	l := newLedger()
+	c := newConsumer(t, viaProxy, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		l.record(m.Fields["n"])
+		return nil
+	}), consumer.WithBlock(time.Second))
+	stop := runConsumer(t, c)
+	waitFor(t, time.Minute, "group created", func() bool {
+		g, err := srv.Client.XInfoGroups(ctx, stream).Result()
+		return err == nil && len(g) == 1
+	})
+	publishN(t, srv.Client, stream, 0, 1)
+	waitFor(t, time.Minute, "first entry handled and acked", func() bool { return c.Stats().Acked == 1 })
+	time.Sleep(100 * time.Millisecond) // the consumer is blocked in XREADGROUP >
+
+	proxy.LoseNextReply()
+	publishN(t, srv.Client, stream, 1, 1) // delivered by the blocked read; its reply is lost
+	waitFor(t, time.Minute, "the lost entry handled", func() bool { return l.count("1") == 1 })
+	publishN(t, srv.Client, stream, 2, 1)
+	waitFor(t, time.Minute, "a later entry handled", func() bool { return l.count("2") == 1 })
+	waitFor(t, time.Minute, "nothing pending", func() bool { return pendingCount(t, srv.Client, stream, group) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"0", "1", "2"} {
+		if l.count(n) != 1 {
+			t.Errorf("entry n=%s handled %d times, want 1", n, l.count(n))
+		}
+	}
+}
+
+// TestConsumerLeastPrivilegeUser: a user allowed to read and acknowledge but
+// not to create groups can run a consumer on an existing group.
+func TestConsumerLeastPrivilegeUser(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.Backend == "url" {
+		t.Skip("creates an ACL user: needs a server of its own")
+	}
+	ctx := context.Background()
+	stream, group := srv.Key("acl"), "g"
+	if err := srv.Client.Do(ctx, "ACL", "SETUSER", "worker", "on", ">secret", "~*", "+@all", "-xgroup").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	worker := srv.NewClient(func(o *redis.Options) { o.Username, o.Password = "worker", "secret" })
+	if err := worker.XGroupCreate(ctx, stream, "other", "0").Err(); err == nil || !redis.HasErrorPrefix(err, "NOPERM") {
+		t.Fatalf("the user may create groups (%v): the test proves nothing", err)
+	}
+	c := newConsumer(t, worker, stream, group, consumer.HandlerFunc(func(context.Context, *consumer.Message) error { return nil }))
+	stop := runConsumer(t, c)
+	publishN(t, srv.Client, stream, 0, 5)
+	waitFor(t, time.Minute, "entries handled by the least-privilege consumer", func() bool { return c.Stats().Acked == 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
