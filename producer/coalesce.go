@@ -34,13 +34,17 @@ type coalescer struct {
 }
 
 type call struct {
-	cmd  *redis.StringCmd
-	done chan struct{}
+	cmd       *redis.StringCmd
+	done      chan struct{}
+	taken     bool // in a pipeline on its way (guarded by coalescer.mu)
+	cancelled bool // its caller gave up before it was taken: never sent
 }
 
 // do sends cmd, alone or in a pipeline with others, and reports whether it
-// completed. It returns false if ctx ended while cmd waited for a pipeline:
-// the command may still be sent, and the caller must not read it.
+// was sent and completed. It returns false if ctx ended while cmd waited
+// for a pipeline: then it is never sent. Once its pipeline is on its way, do
+// waits for the reply whatever ctx does, so that the caller knows the
+// outcome and its next call cannot overtake this one.
 func (b *coalescer) do(ctx context.Context, cmd *redis.StringCmd) bool {
 	b.mu.Lock()
 	if b.flights < coalesceFlights {
@@ -57,8 +61,16 @@ func (b *coalescer) do(ctx context.Context, cmd *redis.StringCmd) bool {
 	case <-c.done:
 		return true
 	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if !c.taken {
+		c.cancelled = true
+		b.mu.Unlock()
 		return false
 	}
+	b.mu.Unlock()
+	<-c.done
+	return true
 }
 
 // handOff is called by whoever finished sending: it starts a goroutine for
@@ -80,20 +92,28 @@ func (b *coalescer) handOff() {
 	}()
 }
 
-// take removes up to maxCoalesced queued calls; if none are queued it ends
-// the caller's flight and returns nil.
+// take removes up to maxCoalesced queued calls, dropping those whose caller
+// gave up; if none are left it ends the caller's flight and returns nil.
 func (b *coalescer) take() []*call {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.queue) == 0 {
-		b.flights--
-		return nil
+	var batch []*call
+	for len(b.queue) > 0 && len(batch) < maxCoalesced {
+		c := b.queue[0]
+		b.queue[0] = nil
+		b.queue = b.queue[1:]
+		if c.cancelled {
+			continue
+		}
+		c.taken = true
+		batch = append(batch, c)
 	}
-	n := min(len(b.queue), maxCoalesced)
-	batch := b.queue[:n:n]
-	b.queue = b.queue[n:]
 	if len(b.queue) == 0 {
 		b.queue = nil
+	}
+	if len(batch) == 0 {
+		b.flights--
+		return nil
 	}
 	return batch
 }

@@ -19,9 +19,13 @@
 //	}
 //	id, err := p.Publish(ctx, Activity{UserID: "123", Action: "purchase", Amount: 9.99})
 //
+// Concurrent Publish calls are coalesced into pipelines (group commit): a
+// call that finds the connection idle goes out at once, calls arriving
+// meanwhile go out together next. WithoutCoalescing turns it off.
+//
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
-// (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize and
-// WithHeaders. Per call: ID and Header.
+// (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
+// WithHeaders and WithoutCoalescing. Per call: ID and Header.
 //
 // A Producer never closes the client it was given.
 package producer

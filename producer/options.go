@@ -193,13 +193,20 @@ func ID(id string) PublishOption {
 	return func(pc *publishConfig) { pc.id = id }
 }
 
-// Header adds one header to the entry.
+// Header adds one header to the entry; a later Header of the same name wins.
 func Header(name, value string) PublishOption {
 	return func(pc *publishConfig) {
 		if err := checkHeaderName(name); err != nil && pc.err == nil {
 			pc.err = err
 		}
-		pc.headers = append(pc.headers, midstream.HeaderPrefix+name, value)
+		field := midstream.HeaderPrefix + name
+		for i := 0; i < len(pc.headers); i += 2 {
+			if pc.headers[i] == field {
+				pc.headers[i+1] = value
+				return
+			}
+		}
+		pc.headers = append(pc.headers, field, value)
 	}
 }
 
@@ -208,12 +215,12 @@ func checkExplicitID(id string) error {
 	if id == "*" {
 		return nil
 	}
-	id, _ = strings.CutSuffix(id, "-*")
-	parsed, err := midstream.ParseID(id)
+	ms, partial := strings.CutSuffix(id, "-*")
+	parsed, err := midstream.ParseID(ms)
 	if err != nil {
 		return err
 	}
-	if parsed.IsZero() {
+	if parsed.IsZero() && !partial {
 		return fmt.Errorf("%w: 0-0 is never a valid entry ID", midstream.ErrInvalidID)
 	}
 	return nil

@@ -100,11 +100,16 @@ func (p *Producer[T]) Stream() string { return p.stream }
 //
 // Delivery is at least once: if the connection fails after Redis received
 // the command, the error does not tell whether the entry was added, and the
-// client's retries may add it twice. Likewise, if ctx ends while the entry
-// waits for a pipeline, Publish returns ctx.Err() but the entry may be added.
+// client's retries may add it twice. If ctx ends while the entry waits for a
+// pipeline, it is not sent and Publish returns ctx.Err(); once its pipeline
+// is on its way, Publish waits for the reply. A caller's successive calls
+// reach Redis in order.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (string, error) {
 	var pc publishConfig
 	for _, o := range opts {
+		if o == nil {
+			return "", p.wrap(fmt.Errorf("%w: nil publish option", midstream.ErrInvalidOption))
+		}
 		o(&pc)
 	}
 	if pc.err != nil {
@@ -131,15 +136,18 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 }
 
 // PublishBatch appends vs in order in one pipeline and returns their IDs,
-// ids[i] for vs[i]. If any value fails to encode or is too large, nothing is
-// sent. Otherwise each entry succeeds or fails on its own: on failure ids[i]
-// is "" and the returned *BatchError holds the error of every entry.
+// ids[i] for vs[i]. When it returns an error, it is a *BatchError holding
+// the error of each entry (nil for those added), and ids[i] is "" for the
+// others. If any value fails to encode or is too large, or ctx is already
+// done, nothing is sent: the invalid values carry their own errors and the
+// rest ErrNotSent. Otherwise each entry succeeds or fails on its own.
 func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error) {
 	if len(vs) == 0 {
 		return nil, nil
 	}
 	cmds := make([]*redis.StringCmd, len(vs))
-	var berr *BatchError
+	errs := make([]error, len(vs))
+	invalid := -1
 	for i, v := range vs {
 		id := ""
 		if p.idFunc != nil {
@@ -147,18 +155,27 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error
 		}
 		cmd, err := p.command(ctx, v, id, nil)
 		if err != nil {
-			if berr == nil {
-				berr = &BatchError{Errs: make([]error, len(vs))}
+			errs[i] = p.wrap(err)
+			if invalid < 0 {
+				invalid = i
 			}
-			berr.Errs[i] = p.wrap(err)
 		}
 		cmds[i] = cmd
 	}
-	if berr != nil {
-		return make([]string, len(vs)), berr
-	}
-	if err := ctx.Err(); err != nil {
-		return make([]string, len(vs)), p.wrap(err)
+	if invalid < 0 {
+		if err := ctx.Err(); err != nil {
+			for i := range errs {
+				errs[i] = p.wrap(err)
+			}
+			return make([]string, len(vs)), &BatchError{Errs: errs}
+		}
+	} else {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = p.wrap(fmt.Errorf("%w: entry %d of the batch is invalid", ErrNotSent, invalid))
+			}
+		}
+		return make([]string, len(vs)), &BatchError{Errs: errs}
 	}
 	pipe := p.client.Pipeline()
 	for _, cmd := range cmds {
@@ -166,22 +183,20 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error
 	}
 	_, _ = pipe.Exec(ctx)
 	ids := make([]string, len(vs))
+	failed := false
 	for i, cmd := range cmds {
-		id, err := p.result(cmd)
-		if err != nil {
-			if berr == nil {
-				berr = &BatchError{Errs: make([]error, len(vs))}
-			}
-			berr.Errs[i] = err
-			continue
-		}
-		ids[i] = id
+		ids[i], errs[i] = p.result(cmd)
+		failed = failed || errs[i] != nil
 	}
-	if berr != nil {
-		return ids, berr
+	if failed {
+		return ids, &BatchError{Errs: errs}
 	}
 	return ids, nil
 }
+
+// ErrNotSent marks the entries of a batch that were not sent because another
+// entry of it was invalid.
+var ErrNotSent = errors.New("producer: not sent")
 
 // command encodes v into an XADD command, checking everything that can be
 // checked before sending.
@@ -317,12 +332,19 @@ func (e *BatchError) Failed() int {
 }
 
 func (e *BatchError) Error() string {
+	first := -1
 	for i, err := range e.Errs {
-		if err != nil {
-			return fmt.Sprintf("producer: %d of %d entries failed; entry %d: %v", e.Failed(), len(e.Errs), i, err)
+		if err != nil && (first < 0 || !errors.Is(err, ErrNotSent)) {
+			first = i
+			if !errors.Is(err, ErrNotSent) {
+				break
+			}
 		}
 	}
-	return "producer: batch failed"
+	if first < 0 {
+		return "producer: batch failed"
+	}
+	return fmt.Sprintf("producer: %d of %d entries failed; entry %d: %v", e.Failed(), len(e.Errs), first, e.Errs[first])
 }
 
 // Unwrap returns the errors of the failed entries, so errors.Is and

@@ -132,8 +132,16 @@ func TestPublishBatchRejectsWholeBatchOnEncodeError(t *testing.T) {
 	}
 	ids, err := p.PublishBatch(context.Background(), []map[string]string{{"a": "1"}, {"header:x": "2"}, {"c": "3"}})
 	var be *producer.BatchError
-	if !errors.As(err, &be) || be.Failed() != 1 || be.Errs[1] == nil || !errors.Is(err, midstream.ErrReservedField) {
+	if !errors.As(err, &be) || be.Failed() != 3 || !errors.Is(be.Errs[1], midstream.ErrReservedField) || !errors.Is(err, midstream.ErrReservedField) {
 		t.Fatalf("PublishBatch error = %v", err)
+	}
+	for _, i := range []int{0, 2} {
+		if !errors.Is(be.Errs[i], producer.ErrNotSent) {
+			t.Errorf("valid entry %d of a rejected batch: %v, want ErrNotSent", i, be.Errs[i])
+		}
+	}
+	if !strings.Contains(err.Error(), "entry 1") {
+		t.Errorf("the error names a valid entry rather than the invalid one: %v", err)
 	}
 	if len(ids) != 3 || ids[0] != "" {
 		t.Fatalf("ids = %q", ids)
@@ -154,8 +162,9 @@ func TestPublishHonoursCancelledContext(t *testing.T) {
 	if _, err := p.Publish(ctx, event{UserID: "1"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish: %v", err)
 	}
-	if _, err := p.PublishBatch(ctx, []event{{UserID: "1"}}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("PublishBatch: %v", err)
+	var be *producer.BatchError
+	if _, err := p.PublishBatch(ctx, []event{{UserID: "1"}}); !errors.Is(err, context.Canceled) || !errors.As(err, &be) {
+		t.Fatalf("PublishBatch: %v, want a *BatchError of context.Canceled", err)
 	}
 	if mr.Exists("s") {
 		t.Fatal("published with a cancelled context")
@@ -188,5 +197,28 @@ func TestHeadersAndIDs(t *testing.T) {
 	}
 	if id, err := p.Publish(ctx, event{UserID: "9"}, producer.ID("7-*")); err != nil || id != "7-0" {
 		t.Fatalf("per-call ID: %q %v", id, err)
+	}
+}
+
+func TestPublishOptionEdges(t *testing.T) {
+	c, _ := newClient(t)
+	ctx := context.Background()
+	p, err := producer.New[map[string]string](c, "edges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, map[string]string{"k": "v"}, nil); !errors.Is(err, midstream.ErrInvalidOption) {
+		t.Fatalf("nil publish option: %v", err)
+	}
+	// "0-*" is a valid partial ID (the first sequence of millisecond 0).
+	if id, err := p.Publish(ctx, map[string]string{"k": "v"}, producer.ID("0-*")); err != nil || id != "0-1" {
+		t.Fatalf(`ID("0-*") = %q, %v; want "0-1"`, id, err)
+	}
+	if _, err := p.Publish(ctx, map[string]string{"k": "v"}, producer.Header("h", "1"), producer.Header("h", "2")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := c.XRevRangeN(ctx, "edges", "+", "-", 1).Val()
+	if len(msgs) != 1 || len(msgs[0].Values) != 2 || msgs[0].Values["header:h"] != "2" {
+		t.Fatalf("a header given twice: %v, want the later value once", msgs)
 	}
 }
