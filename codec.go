@@ -26,6 +26,7 @@ const (
 	FieldTracestate  = "tracestate"  // W3C trace context
 	FieldBaggage     = "baggage"     // W3C baggage
 	HeaderPrefix     = "header:"     // prefix of user header fields
+	DeadLetterPrefix = "dlq:"        // prefix of dead-letter provenance fields
 )
 
 // IsReserved reports whether name is reserved for metadata.
@@ -34,7 +35,7 @@ func IsReserved(name string) bool {
 	case FieldTraceparent, FieldTracestate, FieldBaggage:
 		return true
 	}
-	return strings.HasPrefix(name, HeaderPrefix)
+	return strings.HasPrefix(name, HeaderPrefix) || strings.HasPrefix(name, DeadLetterPrefix)
 }
 
 // CheckFieldName returns an error wrapping ErrReservedField if name is

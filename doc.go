@@ -21,7 +21,9 @@
 //
 // midstream carries metadata in entry fields whose names user fields may not
 // take: "traceparent", "tracestate" and "baggage" (W3C trace context, under
-// the names HTTP uses) and every name starting with "header:" (user headers,
-// "header:tenant" for the header "tenant"). Encoding a user field with one of
-// these names fails with [ErrReservedField]; decoding ignores them.
+// the names HTTP uses), every name starting with "header:" (user headers,
+// "header:tenant" for the header "tenant") and every name starting with
+// "dlq:" (the provenance a dead-letter entry carries). Encoding a user field
+// with one of these names fails with [ErrReservedField]; decoding ignores
+// them.
 package midstream
