@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 // Consumer is one member of a consumer group, reading a stream with
@@ -26,6 +27,7 @@ type Consumer struct {
 	handler Handler
 	cfg     config
 	log     *slog.Logger
+	dlq     *deadletter.Queue
 
 	running atomic.Bool
 	stats   stats
@@ -61,6 +63,11 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		shutdownTimeout: DefaultShutdownTimeout,
 		ackBatch:        DefaultAckBatch,
 		ackInterval:     DefaultAckInterval,
+		minIdle:         DefaultMinIdle,
+		maxBackoff:      DefaultMaxRetryBackoff,
+		maxDeliveries:   DefaultMaxDeliveries,
+		maxEntrySize:    DefaultMaxEntrySize,
+		consumerIdle:    DefaultConsumerIdleTime,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -80,6 +87,18 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if cfg.name == "" {
 		cfg.name = defaultName()
 	}
+	if cfg.claimInterval == 0 {
+		cfg.claimInterval = min(DefaultClaimInterval, cfg.minIdle)
+	}
+	if cfg.dlq == nil {
+		q, err := deadletter.New(client, stream)
+		if err != nil {
+			return nil, err
+		}
+		cfg.dlq = q
+	} else if cfg.dlq.Source() != stream {
+		return nil, fmt.Errorf("%w: dead-letter queue of %q used for %q", midstream.ErrInvalidOption, cfg.dlq.Source(), stream)
+	}
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +108,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		group:   group,
 		handler: Chain(h, cfg.middleware...),
 		cfg:     cfg,
+		dlq:     cfg.dlq,
 	}
 	c.log = cfg.logger.With("stream", stream, "group", group, "consumer", cfg.name)
 	return c, nil
@@ -110,23 +130,27 @@ func (c *Consumer) Name() string { return c.cfg.name }
 
 // Stats are a consumer's running totals.
 type Stats struct {
-	Handled int64 // handler calls that returned nil
-	Failed  int64 // handler calls that returned an error or panicked
-	Acked   int64 // entries acknowledged with XACK
-	Deleted int64 // pending entries found deleted or trimmed, acknowledged without a handler call
+	Handled      int64 // handler calls that returned nil
+	Failed       int64 // handler calls that returned an error or panicked
+	Acked        int64 // entries acknowledged with XACK
+	Deleted      int64 // pending entries found deleted or trimmed, acknowledged without a handler call
+	Reclaimed    int64 // idle entries claimed from the group's pending list to be delivered again
+	DeadLettered int64 // entries this consumer moved to the dead-letter stream
 }
 
 type stats struct {
-	handled, failed, acked, deleted atomic.Int64
+	handled, failed, acked, deleted, reclaimed, deadLettered atomic.Int64
 }
 
 // Stats returns the consumer's totals so far.
 func (c *Consumer) Stats() Stats {
 	return Stats{
-		Handled: c.stats.handled.Load(),
-		Failed:  c.stats.failed.Load(),
-		Acked:   c.stats.acked.Load(),
-		Deleted: c.stats.deleted.Load(),
+		Handled:      c.stats.handled.Load(),
+		Failed:       c.stats.failed.Load(),
+		Acked:        c.stats.acked.Load(),
+		Deleted:      c.stats.deleted.Load(),
+		Reclaimed:    c.stats.reclaimed.Load(),
+		DeadLettered: c.stats.deadLettered.Load(),
 	}
 }
 
@@ -173,7 +197,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	d := newDispatcher(c, hardCtx, acks)
+	reclaimDone := make(chan struct{})
+	go func() {
+		defer close(reclaimDone)
+		c.reclaimLoop(ctx, d)
+	}()
+	leaseStop, leaseDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		c.leaseLoop(leaseStop, d)
+	}()
 	c.readLoop(ctx, d)
+	<-reclaimDone // nothing is submitted after this
 
 	// Shutdown: no more reads; let the workers finish what was read.
 	drained := d.drain()
@@ -197,6 +232,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if finished {
 		<-d.done // every worker is idle and exits at once
 	}
+	close(leaseStop)
+	<-leaseDone
 	acks.stop()
 	<-ackDone
 	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())

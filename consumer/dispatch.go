@@ -2,8 +2,13 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 // dispatcher runs handlers for the read loop on a fixed set of workers,
@@ -28,11 +33,20 @@ type dispatcher struct {
 	drained   chan struct{} // closed when draining and nothing is in flight
 	drainOnce sync.Once
 
+	// running[i] is the message worker i is handling, for lease extension.
+	running []atomic.Pointer[running]
+
 	max       int64
 	inflight  atomic.Int64
 	waiting   atomic.Bool   // the read loop waits for room
 	room      chan struct{} // wakes the read loop
 	abandoned atomic.Bool
+}
+
+// running is a message being handled, and since when.
+type running struct {
+	id    string
+	since time.Time
 }
 
 // batch is what one read returned, shared by the workers that take from it.
@@ -57,10 +71,11 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 		drained: make(chan struct{}),
 		max:     int64(c.cfg.maxInFlight),
 		room:    make(chan struct{}, 1),
+		running: make([]atomic.Pointer[running], c.cfg.concurrency),
 	}
-	for range c.cfg.concurrency {
+	for i := range c.cfg.concurrency {
 		d.wg.Add(1)
-		go d.worker()
+		go d.worker(i)
 	}
 	go func() {
 		d.wg.Wait()
@@ -70,16 +85,14 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 }
 
 // acquire waits until there is room for more entries in flight (for n, or
-// for half the bound if that is less), then reserves room for up to n and returns how many
-// (0 if ctx ended first). Waiting for some room rather than any keeps a
-// saturated consumer reading in batches instead of one entry at a time.
-// Only the read loop calls it.
+// for half the bound if that is less), then reserves room for up to n and
+// returns how many (0 if ctx ended first). Waiting for some room rather than
+// any keeps a saturated consumer reading in batches instead of one entry at
+// a time. Only the read loop waits; the reclaim loop uses tryAcquire.
 func (d *dispatcher) acquire(ctx context.Context, n int) int {
 	low := min(int64(n), max(d.max/2, 1))
 	for {
-		if free := d.max - d.inflight.Load(); free >= low {
-			k := min(free, int64(n))
-			d.inflight.Add(k)
+		if k := d.reserve(int64(n), low); k > 0 {
 			return int(k)
 		}
 		d.waiting.Store(true)
@@ -94,6 +107,24 @@ func (d *dispatcher) acquire(ctx context.Context, n int) int {
 			return 0
 		}
 		d.waiting.Store(false)
+	}
+}
+
+// tryAcquire reserves room for up to n entries without waiting.
+func (d *dispatcher) tryAcquire(n int) int { return int(d.reserve(int64(n), 1)) }
+
+// reserve takes room for up to n entries if at least low are free.
+func (d *dispatcher) reserve(n, low int64) int64 {
+	for {
+		cur := d.inflight.Load()
+		free := d.max - cur
+		if free < low {
+			return 0
+		}
+		k := min(free, n)
+		if d.inflight.CompareAndSwap(cur, cur+k) {
+			return k
+		}
 	}
 }
 
@@ -138,20 +169,21 @@ func (d *dispatcher) stop() { close(d.quit) }
 // abandon makes workers skip the messages they have not started.
 func (d *dispatcher) abandon() { d.abandoned.Store(true) }
 
-func (d *dispatcher) worker() {
+func (d *dispatcher) worker(i int) {
 	defer d.wg.Done()
 	for {
 		select {
 		case b := <-d.work:
-			d.run(b)
+			d.run(b, &d.running[i])
 		case <-d.quit:
 			return
 		}
 	}
 }
 
-// run handles messages of b until none is left to take.
-func (d *dispatcher) run(b *batch) {
+// run handles messages of b until none is left to take, publishing the one
+// in hand in slot.
+func (d *dispatcher) run(b *batch, slot *atomic.Pointer[running]) {
 	b.offered.Store(false)
 	for {
 		i := int(b.next.Add(1)) - 1
@@ -166,14 +198,33 @@ func (d *dispatcher) run(b *batch) {
 			}
 		}
 		if !d.abandoned.Load() {
-			d.handle(&b.msgs[i])
+			m := &b.msgs[i]
+			slot.Store(&running{id: m.ID, since: time.Now()})
+			d.handle(m)
+			slot.Store(nil)
 		}
 		d.release(1)
 	}
 }
 
+// longRunning returns the IDs of messages handled for longer than d.
+func (d *dispatcher) longRunning(age time.Duration) []string {
+	var ids []string
+	now := time.Now()
+	for i := range d.running {
+		if r := d.running[i].Load(); r != nil && now.Sub(r.since) >= age {
+			ids = append(ids, r.id)
+		}
+	}
+	return ids
+}
+
 func (d *dispatcher) handle(m *Message) {
 	c := d.c
+	if m.oversized {
+		d.deadLetter(m, fmt.Sprintf("%v: %d bytes > limit %d", midstream.ErrTooLarge, entrySize(m.Fields), c.cfg.maxEntrySize))
+		return
+	}
 	ctx := d.ctx
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc
@@ -187,9 +238,35 @@ func (d *dispatcher) handle(m *Message) {
 		return
 	}
 	c.stats.failed.Add(1)
+	permanent := isPermanent(err)
+	if permanent || m.Deliveries >= int64(c.cfg.maxDeliveries) {
+		c.log.Warn("handler failed; dead-lettering the entry", "id", m.ID, "deliveries", m.Deliveries, "permanent", permanent, "error", err)
+		d.deadLetter(m, err.Error())
+		return
+	}
 	attrs := []any{"id", m.ID, "deliveries", m.Deliveries, "error", err}
 	if pe, ok := err.(*PanicError); ok {
 		attrs = append(attrs, "stack", string(pe.Stack))
 	}
 	c.log.Warn("handler failed; entry stays pending", attrs...)
+}
+
+// deadLetter moves m, which this consumer owns, to the dead-letter stream.
+// If that fails the entry stays pending: the reclaim loop finds it past the
+// delivery limit and tries again.
+func (d *dispatcher) deadLetter(m *Message, reason string) {
+	c := d.c
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), flushTimeout)
+	defer cancel()
+	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
+		ID: m.ID, Fields: m.Fields, Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,
+	})
+	switch {
+	case err != nil:
+		c.log.Error("dead-lettering failed; entry stays pending", "id", m.ID, "error", err)
+	case moved:
+		c.stats.deadLettered.Add(1)
+	default:
+		c.log.Info("entry not dead-lettered: no longer pending for this consumer", "id", m.ID)
+	}
 }

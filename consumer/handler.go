@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -19,10 +20,57 @@ type Message struct {
 	// count (XPENDING), never an in-process one; 1 if Redis could not be
 	// asked.
 	Deliveries int64
+
+	c         *Consumer
+	oversized bool // larger than the consumer's maximum entry size
+}
+
+// ExtendLease tells the group this consumer still works on m, resetting its
+// idle time so the reclaim loop of another consumer does not take it. It
+// returns ErrNotOwner if m is no longer pending for this consumer (another
+// consumer claimed it, or it was acknowledged). Handlers running longer than
+// a third of the minimum idle time have their lease extended automatically;
+// call it to extend more often.
+func (m *Message) ExtendLease(ctx context.Context) error {
+	if m.c == nil {
+		return ErrNotOwner
+	}
+	owned, err := m.c.extend(ctx, []string{m.ID})
+	if err != nil {
+		return err
+	}
+	if owned == 0 {
+		return ErrNotOwner
+	}
+	return nil
+}
+
+// ErrNotOwner is returned by Message.ExtendLease when the entry is no
+// longer pending for the consumer.
+var ErrNotOwner = errors.New("consumer: entry no longer pending for this consumer")
+
+// ErrPermanent marks a handler error that retrying cannot fix: the entry is
+// dead-lettered at once instead of being delivered again. Wrap it (or use
+// Permanent); decode errors (midstream.ErrDecode) count as permanent too.
+var ErrPermanent = errors.New("consumer: permanent failure")
+
+// Permanent wraps err so that it counts as permanent (see ErrPermanent).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrPermanent, err)
+}
+
+func isPermanent(err error) bool {
+	return errors.Is(err, ErrPermanent) || errors.Is(err, midstream.ErrDecode)
 }
 
 // Handler processes one message. Returning nil acknowledges it (XACK);
-// returning an error leaves it pending in the group, to be delivered again.
+// returning an error leaves it pending in the group, to be delivered again
+// by the reclaim loop once its retry backoff has passed, until the delivery
+// limit dead-letters it. A permanent error (ErrPermanent, a decode error)
+// dead-letters it at once.
 //
 // ctx is cancelled when the per-message timeout (WithHandlerTimeout)
 // expires, or when a shutdown's grace period (WithShutdownTimeout) runs out.

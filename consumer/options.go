@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 // Defaults for the options. A zero or absent option means the default.
@@ -19,6 +20,13 @@ const (
 	// MaxBlock bounds WithBlock: a consumer blocked in XREADGROUP notices a
 	// shutdown only when the call returns.
 	MaxBlock = time.Minute
+
+	DefaultMinIdle          = 30 * time.Second
+	DefaultClaimInterval    = 5 * time.Second
+	DefaultMaxRetryBackoff  = 5 * time.Minute
+	DefaultMaxDeliveries    = 5
+	DefaultMaxEntrySize     = 1 << 20
+	DefaultConsumerIdleTime = time.Hour
 )
 
 // Start positions for a group created by the consumer.
@@ -43,6 +51,13 @@ type config struct {
 	ackInterval     time.Duration
 	logger          *slog.Logger
 	middleware      []Middleware
+	minIdle         time.Duration
+	claimInterval   time.Duration
+	maxBackoff      time.Duration
+	maxDeliveries   int
+	maxEntrySize    int
+	dlq             *deadletter.Queue
+	consumerIdle    time.Duration // 0: no cleanup
 	errs            []error
 }
 
@@ -193,4 +208,102 @@ func WithMiddleware(mws ...Middleware) Option {
 		}
 		c.middleware = append(c.middleware, mws...)
 	}
+}
+
+// WithMinIdle sets how long an entry must sit pending, unacknowledged and
+// untouched, before the reclaim loop of any consumer in the group takes it
+// over and delivers it again (XCLAIM): a consumer that crashed or hangs
+// loses its entries after that time. Handlers running longer have their
+// lease extended every third of it, so work in progress is not taken.
+// Default DefaultMinIdle.
+func WithMinIdle(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Millisecond {
+			c.fail("min idle %s < 1ms", d)
+			return
+		}
+		c.minIdle = d
+	}
+}
+
+// WithClaimInterval sets how often the reclaim loop looks for idle entries.
+// Default DefaultClaimInterval, or the minimum idle time if that is shorter.
+func WithClaimInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Millisecond {
+			c.fail("claim interval %s < 1ms", d)
+			return
+		}
+		c.claimInterval = d
+	}
+}
+
+// WithRetryBackoff caps the retry backoff. An entry delivered n times is
+// delivered again once idle for the minimum idle time times 2^(n-1), capped
+// at max. Default DefaultMaxRetryBackoff.
+func WithRetryBackoff(max time.Duration) Option {
+	return func(c *config) {
+		if max < time.Millisecond {
+			c.fail("max retry backoff %s < 1ms", max)
+			return
+		}
+		c.maxBackoff = max
+	}
+}
+
+// WithMaxDeliveries sets how many times an entry is delivered before it is
+// dead-lettered instead of being delivered again. Default
+// DefaultMaxDeliveries.
+func WithMaxDeliveries(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("max deliveries %d < 1", n)
+			return
+		}
+		c.maxDeliveries = n
+	}
+}
+
+// WithMaxEntrySize dead-letters, without calling the handler, entries
+// larger than n bytes of field names and values. Default
+// DefaultMaxEntrySize (the producer's default limit).
+func WithMaxEntrySize(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("max entry size %d < 1", n)
+			return
+		}
+		c.maxEntrySize = n
+	}
+}
+
+// WithDeadLetter sets the dead-letter queue. Its source must be the
+// consumer's stream. Default: deadletter.New(client, stream), whose key
+// shares the stream's Redis Cluster slot (deadletter.Key).
+func WithDeadLetter(q *deadletter.Queue) Option {
+	return func(c *config) {
+		if q == nil {
+			c.fail("nil dead-letter queue")
+			return
+		}
+		c.dlq = q
+	}
+}
+
+// WithConsumerCleanup deletes, from the reclaim loop, the group's consumers
+// idle for longer than d that own no pending entries (a consumer that owns
+// pending entries is never deleted). Default DefaultConsumerIdleTime.
+func WithConsumerCleanup(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Second {
+			c.fail("consumer idle time %s < 1s", d)
+			return
+		}
+		c.consumerIdle = d
+	}
+}
+
+// WithoutConsumerCleanup leaves idle consumers in the group.
+func WithoutConsumerCleanup() Option {
+	return func(c *config) { c.consumerIdle = -1 }
 }

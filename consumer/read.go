@@ -178,7 +178,18 @@ func (c *Consumer) messages(xs []redis.XMessage, counts map[string]int64) []Mess
 			Group:      c.group,
 			Consumer:   c.cfg.name,
 			Deliveries: max(counts[x.ID], 1),
+			c:          c,
+			oversized:  entrySize(fields) > c.cfg.maxEntrySize,
 		}
 	}
 	return out
+}
+
+// entrySize is the size the producer's limit counts: field names and values.
+func entrySize(fields map[string]string) int {
+	n := 0
+	for k, v := range fields {
+		n += len(k) + len(v)
+	}
+	return n
 }

@@ -1,0 +1,367 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/keys"
+)
+
+// RedriveOptions selects the entries Redrive sends back and how.
+type RedriveOptions struct {
+	// IDs are the dead-letter entries to redrive, in this order. When
+	// empty, every entry present when Redrive starts that matches the
+	// filters below is redriven, oldest first. IDs and the filters are
+	// exclusive.
+	IDs []string
+	// Since, Until, ErrorContains and Group filter as in ListOptions.
+	Since, Until  time.Time
+	ErrorContains string
+	Group         string
+	// Target is the stream the entries go to: the source stream when "".
+	Target string
+	// Rate is how many entries per second Redrive sends at most, spacing
+	// them evenly; 0 means as fast as possible.
+	Rate float64
+	// Max stops Redrive after this many entries were redriven; 0 means no
+	// limit.
+	Max int
+}
+
+// RedriveResult reports what Redrive did.
+type RedriveResult struct {
+	// Redriven counts the entries added back to the target.
+	Redriven int
+	// Skipped counts the entries that were gone when their turn came:
+	// redriven or deleted by someone else meanwhile, or never there.
+	Skipped int
+	// Empty counts the entries left in the dead-letter stream because they
+	// hold no original fields (the source entry was deleted before it was
+	// dead-lettered): there is nothing to add back. Delete removes them.
+	Empty int
+	// NewIDs maps the dead-letter ID of every redriven entry to its new ID
+	// in the target.
+	NewIDs map[string]string
+}
+
+func (o *RedriveOptions) validate(q *Queue) (target string, err error) {
+	fail := func(format string, args ...any) (string, error) {
+		return "", fmt.Errorf("%w: redrive: "+format, append([]any{midstream.ErrInvalidOption}, args...)...)
+	}
+	switch {
+	case math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) || o.Rate < 0:
+		return fail("rate %v is not a finite number >= 0", o.Rate)
+	case o.Max < 0:
+		return fail("max %d < 0", o.Max)
+	case len(o.IDs) > 0 && (!o.Since.IsZero() || !o.Until.IsZero() || o.ErrorContains != "" || o.Group != ""):
+		return fail("IDs and filters are exclusive")
+	}
+	target = o.Target
+	if target == "" {
+		target = q.source
+	} else if err := midstream.CheckStream(target); err != nil {
+		return fail("target: %w", err)
+	}
+	if target == q.key {
+		return fail("target %q is the dead-letter stream", target)
+	}
+	for i, id := range o.IDs {
+		nid, err := normID(id)
+		if err != nil {
+			return fail("%w", err)
+		}
+		o.IDs[i] = nid
+	}
+	return target, nil
+}
+
+// redriveScript moves one dead-letter entry back, atomically: it reads the
+// entry, adds its fields minus the provenance to the target (XADD) and
+// deletes it (XDEL).
+//
+//	KEYS[1] dead-letter stream, KEYS[2] target stream
+//	ARGV[1] entry ID, ARGV[2] provenance prefix, ARGV[3] most XADD arguments
+//
+// It returns the new entry's ID; nil when the entry does not exist; 0 when
+// it holds no other field (nothing done); 1 when it holds too many fields
+// for unpack (nothing done).
+var redriveScript = redis.NewScript(`
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #e == 0 then
+	return false
+end
+local f = e[1][2]
+local n = string.len(ARGV[2])
+local a = {}
+for i = 1, #f, 2 do
+	if string.sub(f[i], 1, n) ~= ARGV[2] then
+		a[#a + 1] = f[i]
+		a[#a + 1] = f[i + 1]
+	end
+end
+if #a == 0 then
+	return 0
+end
+if #a > tonumber(ARGV[3]) then
+	return 1
+end
+local id = redis.call('XADD', KEYS[2], '*', unpack(a))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+`)
+
+// Redrive sends dead-letter entries back to the source stream (or
+// opts.Target) as new entries holding their original fields, provenance
+// stripped, and deletes them from the dead-letter stream. Consumer groups
+// on the target read them as new entries, with new IDs (see
+// RedriveResult.NewIDs).
+//
+// When the dead-letter stream and the target share a cluster slot (see Key),
+// each entry moves in one Lua script that first checks it still exists:
+// concurrent or repeated Redrive calls never duplicate an entry; those that
+// find it gone count it as skipped. Otherwise each entry takes XRANGE, XADD
+// and XDEL as separate commands: at least once, a crash between XADD and
+// XDEL or a concurrent Redrive may add an entry twice.
+//
+// Without opts.IDs, Redrive works through the entries present when it
+// starts, so entries dead-lettered again meanwhile wait for the next call.
+// It honours ctx between entries and while pacing (opts.Rate). On error
+// the result counts what was done before it.
+func (q *Queue) Redrive(ctx context.Context, opts RedriveOptions) (RedriveResult, error) {
+	opts.IDs = slices.Clone(opts.IDs)
+	target, err := opts.validate(q)
+	if err != nil {
+		return RedriveResult{}, err
+	}
+	r := redriver{q: q, target: target, atomic: keys.SameSlot(q.key, target), max: opts.Max,
+		res: RedriveResult{NewIDs: make(map[string]string)}}
+	if opts.Rate > 0 {
+		r.interval = time.Duration(min(float64(time.Second)/opts.Rate, float64(math.MaxInt64/2)))
+	}
+	if len(opts.IDs) > 0 {
+		for _, id := range opts.IDs {
+			if done, err := r.one(ctx, id); done || err != nil {
+				return r.res, err
+			}
+		}
+		return r.res, nil
+	}
+	f, ok, err := newFilter("", opts.Since, opts.Until, opts.ErrorContains, opts.Group)
+	if err != nil || !ok {
+		return r.res, err
+	}
+	// Stop at the last entry present now.
+	last, err := q.client.XRevRangeN(ctx, q.key, "+", "-", 1).Result()
+	if err != nil {
+		return r.res, fmt.Errorf("deadletter: redrive: %w", err)
+	}
+	if len(last) == 0 {
+		return r.res, nil
+	}
+	if f.end == "+" {
+		f.end = last[0].ID
+	} else if hi, err := midstream.ParseID(last[0].ID); err == nil {
+		if end, _ := midstream.ParseID(f.end); hi.Compare(end) < 0 {
+			f.end = hi.String()
+		}
+	}
+	for {
+		entries, next, err := q.scan(ctx, f, DefaultListLimit, math.MaxInt)
+		if err != nil {
+			return r.res, fmt.Errorf("deadletter: redrive: %w", err)
+		}
+		for _, e := range entries {
+			if done, err := r.one(ctx, e.ID); done || err != nil {
+				return r.res, err
+			}
+		}
+		if next == "" {
+			return r.res, nil
+		}
+		id, err := midstream.ParseID(next)
+		if err != nil {
+			return r.res, fmt.Errorf("deadletter: redrive: %w", err)
+		}
+		f.start = id.Next().String()
+	}
+}
+
+// redriver is the state of one Redrive call.
+type redriver struct {
+	q        *Queue
+	target   string
+	atomic   bool
+	max      int
+	interval time.Duration // between entries; 0: no pacing
+	next     time.Time     // earliest start of the next entry
+	res      RedriveResult
+}
+
+// one redrives the entry id. done is true when Redrive must stop (Max).
+func (r *redriver) one(ctx context.Context, id string) (done bool, err error) {
+	if r.max > 0 && r.res.Redriven >= r.max {
+		return true, nil
+	}
+	if err := r.pace(ctx); err != nil {
+		return true, err
+	}
+	var newID string
+	code := int64(1) // too large for the script: take the steps
+	if r.atomic {
+		newID, code, err = r.scripted(ctx, id)
+	}
+	if err == nil && code == 1 {
+		newID, code, err = r.inSteps(ctx, id)
+	}
+	if newID != "" {
+		r.res.Redriven++
+		r.res.NewIDs[id] = newID
+		r.q.log.DebugContext(ctx, "deadletter: redriven", "id", id, "target", r.target, "new_id", newID)
+	}
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("deadletter: redrive %s: %w", id, err)
+	case newID != "":
+	case code == 0:
+		r.res.Empty++
+		r.q.log.DebugContext(ctx, "deadletter: not redriven: no original fields", "id", id)
+	default:
+		r.res.Skipped++
+	}
+	return false, nil
+}
+
+// pace waits until the next entry may start.
+func (r *redriver) pace(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.interval == 0 {
+		return nil
+	}
+	if d := time.Until(r.next); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	r.next = time.Now().Add(r.interval)
+	return nil
+}
+
+// scripted runs redriveScript. It returns the new ID; or "" and code 0 (no
+// fields), 1 (too many fields) or -1 (gone).
+func (r *redriver) scripted(ctx context.Context, id string) (newID string, code int64, err error) {
+	v, err := redriveScript.Run(ctx, r.q.client, []string{r.q.key, r.target},
+		id, midstream.DeadLetterPrefix, maxScriptArgs).Result()
+	switch v := v.(type) {
+	case string:
+		return v, 0, nil
+	case int64:
+		return "", v, nil
+	}
+	if errors.Is(err, redis.Nil) {
+		return "", -1, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("unexpected script reply %T", v)
+	}
+	return "", 0, err
+}
+
+// inSteps reads the entry (XRANGE), adds it to the target (XADD) and deletes
+// it (XDEL). It returns like scripted, without code 1.
+func (r *redriver) inSteps(ctx context.Context, id string) (newID string, code int64, err error) {
+	fields, ok, err := r.readOrdered(ctx, id)
+	if err != nil || !ok {
+		return "", -1, err
+	}
+	if len(fields) == 0 {
+		return "", 0, nil
+	}
+	newID, err = r.q.client.XAdd(ctx, &redis.XAddArgs{Stream: r.target, Values: fields}).Result()
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := r.q.client.XDel(ctx, r.q.key, id).Result()
+	if err != nil {
+		return newID, 0, fmt.Errorf("added to %s as %s but not deleted: %w", r.target, newID, err)
+	}
+	if n == 0 {
+		r.q.log.WarnContext(ctx, "deadletter: redriven twice: the entry was removed by someone else meanwhile",
+			"id", id, "target", r.target, "new_id", newID)
+	}
+	return newID, 0, nil
+}
+
+// readOrdered returns the entry's field, value pairs in stored order,
+// provenance stripped (go-redis's XRANGE reply is a map, which loses the
+// order).
+func (r *redriver) readOrdered(ctx context.Context, id string) (pairs []any, ok bool, err error) {
+	reply, err := r.q.client.Do(ctx, "XRANGE", r.q.key, id, id).Slice()
+	if err != nil || len(reply) == 0 {
+		return nil, false, err
+	}
+	entry, _ := reply[0].([]any)
+	if len(entry) != 2 {
+		return nil, false, fmt.Errorf("unexpected XRANGE reply %v", reply[0])
+	}
+	raw, _ := entry[1].([]any)
+	for i := 0; i+1 < len(raw); i += 2 {
+		name := fieldString(raw[i])
+		if !strings.HasPrefix(name, midstream.DeadLetterPrefix) {
+			pairs = append(pairs, name, fieldString(raw[i+1]))
+		}
+	}
+	return pairs, true, nil
+}
+
+// Delete removes the given dead-letter entries (XDEL) and returns how many
+// existed.
+func (q *Queue) Delete(ctx context.Context, ids ...string) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	norm := make([]string, len(ids))
+	for i, id := range ids {
+		nid, err := normID(id)
+		if err != nil {
+			return 0, fmt.Errorf("%w: delete: %w", midstream.ErrInvalidOption, err)
+		}
+		norm[i] = nid
+	}
+	n, err := q.client.XDel(ctx, q.key, norm...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: delete: %w", err)
+	}
+	return n, nil
+}
+
+// purgeScript deletes a stream and returns how many entries it held. XLEN
+// fails on a key of another type, so such a key is left alone.
+var purgeScript = redis.NewScript(`
+local n = redis.call('XLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+`)
+
+// Purge deletes the dead-letter stream (DEL) and returns how many entries it
+// held. Consumer groups created on the dead-letter stream go with it.
+func (q *Queue) Purge(ctx context.Context) (int64, error) {
+	n, err := purgeScript.Run(ctx, q.client, []string{q.key}).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: purge: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,74 @@
+// Package keys holds Redis Cluster key-slot logic: which of the 16384 hash
+// slots a key lives in, and whether two keys share one (the condition for a
+// Lua script or a MULTI transaction to touch both).
+//
+// The rules follow the Redis Cluster specification: a key's slot is
+// CRC16(key) mod 16384, where CRC16 is the XMODEM variant (polynomial 0x1021,
+// initial value 0), computed over the key's hash tag when it has one.
+package keys
+
+import "strings"
+
+// SlotCount is the number of hash slots in a Redis Cluster.
+const SlotCount = 16384
+
+// HashTag returns the hash tag of key: the text between the first '{' and
+// the first '}' after it, when that text is not empty. Only the tag is hashed,
+// so keys with the same tag ("{user1000}.following", "{user1000}.followers")
+// share a slot. ok is false when key has no tag and is hashed whole: no '{',
+// no '}' after the first '{', or "{}" (an empty tag) at the first '{'.
+func HashTag(key string) (tag string, ok bool) {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return "", false
+	}
+	n := strings.IndexByte(key[open+1:], '}')
+	if n <= 0 { // no '}' after the '{', or "{}"
+		return "", false
+	}
+	return key[open+1 : open+1+n], true
+}
+
+// Slot returns the Redis Cluster hash slot of key, as CLUSTER KEYSLOT does.
+func Slot(key string) uint16 {
+	if tag, ok := HashTag(key); ok {
+		key = tag
+	}
+	return crc16(key) % SlotCount
+}
+
+// SameSlot reports whether a and b hash to the same cluster slot, so that one
+// script or transaction may touch both.
+func SameSlot(a, b string) bool {
+	return Slot(a) == Slot(b)
+}
+
+// crcTable holds CRC16-XMODEM of every byte value, for byte-at-a-time
+// computation.
+var crcTable = makeCRCTable()
+
+func makeCRCTable() (t [256]uint16) {
+	const poly = 0x1021
+	for b := range t {
+		crc := uint16(b) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ poly
+			} else {
+				crc <<= 1
+			}
+		}
+		t[b] = crc
+	}
+	return t
+}
+
+// crc16 returns CRC16-XMODEM of s: polynomial 0x1021, initial value 0, no
+// reflection, no final XOR.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc = crc<<8 ^ crcTable[byte(crc>>8)^s[i]]
+	}
+	return crc
+}

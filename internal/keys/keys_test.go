@@ -1,0 +1,104 @@
+package keys
+
+import "testing"
+
+func TestKeysCRC16(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint16
+	}{
+		{"", 0},
+		{"123456789", 0x31C3}, // the XMODEM check value
+		{"A", 0x58E5},
+	} {
+		if got := crc16(tc.in); got != tc.want {
+			t.Errorf("crc16(%q) = %#04x, want %#04x", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestKeysHashTag(t *testing.T) {
+	for _, tc := range []struct {
+		key, tag string
+		ok       bool
+	}{
+		{"foo", "", false},
+		{"{user1000}.following", "user1000", true},
+		{"foo{bar}{zap}", "bar", true},  // the first tag only
+		{"foo{{bar}}zap", "{bar", true}, // from the first '{' to the first '}'
+		{"foo{}{bar}", "", false},       // "{}" at the first '{': hashed whole
+		{"{}", "", false},               // empty tag
+		{"{bar", "", false},             // no closing brace
+		{"}{", "", false},               // '}' before '{' does not count
+		{"a}b{c}", "c", true},           // a '}' before the '{' is ignored
+		{"{{}}", "{", true},
+		{"x{ y }z", " y ", true}, // spaces are part of the tag
+		{"{orders}:dlq", "orders", true},
+		{"", "", false},
+	} {
+		tag, ok := HashTag(tc.key)
+		if tag != tc.tag || ok != tc.ok {
+			t.Errorf("HashTag(%q) = %q, %v; want %q, %v", tc.key, tag, ok, tc.tag, tc.ok)
+		}
+	}
+}
+
+// TestKeysSlot checks Slot against CLUSTER KEYSLOT of a Redis 7.0 server.
+func TestKeysSlot(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		want uint16
+	}{
+		{"foo", 12182},
+		{"bar", 5061},
+		{"123456789", 12739}, // CRC16 0x31C3 mod 16384
+		{"{user1000}.following", 3443},
+		{"{user1000}.followers", 3443},
+		{"foo{}{bar}", 8363},
+		{"foo{{bar}}zap", 4015},
+		{"{bar", 4015},
+		{"foo{bar}{zap}", 5061},
+		{"", 0},
+		{"{}", 15257},
+		{"}{", 12793},
+		{"a}b", 7866},
+		{"orders", 105},
+		{"{orders}", 105},
+		{"{orders}:dlq", 105},
+		{"ß{é}", 10180},
+		{"x{ y }z", 4197},
+		{"{{}}", 4092},
+	} {
+		if got := Slot(tc.key); got != tc.want {
+			t.Errorf("Slot(%q) = %d, want %d", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestKeysSameSlot(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"{user1000}.following", "{user1000}.followers", true},
+		{"orders", "{orders}:dlq", true},
+		{"{orders}", "{orders}:dlq", true},
+		{"bar", "foo{bar}{zap}", true},
+		{"foo", "bar", false},
+		{"orders", "orders:dlq", false},
+		{"x", "x", true},
+	} {
+		if got := SameSlot(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameSlot(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestKeysSlotRange(t *testing.T) {
+	for i := range 100000 {
+		k := string(rune(i))
+		if s := Slot(k); s >= SlotCount {
+			t.Fatalf("Slot(%q) = %d, out of range", k, s)
+		}
+	}
+}
