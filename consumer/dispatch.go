@@ -33,8 +33,11 @@ type dispatcher struct {
 	drained   chan struct{} // closed when draining and nothing is in flight
 	drainOnce sync.Once
 
-	// running[i] is the message worker i is handling, for lease extension.
+	// running[i] is the message worker i is handling, and live the batches
+	// with messages not yet handled: what lease extension covers.
 	running []atomic.Pointer[running]
+	liveMu  sync.Mutex
+	live    map[*batch]struct{}
 
 	max       int64
 	inflight  atomic.Int64
@@ -43,7 +46,7 @@ type dispatcher struct {
 	abandoned atomic.Bool
 }
 
-// running is a message being handled, and since when.
+// running is a message being handled, and when it was delivered.
 type running struct {
 	id    string
 	since time.Time
@@ -52,8 +55,10 @@ type running struct {
 // batch is what one read returned, shared by the workers that take from it.
 type batch struct {
 	msgs    []Message
-	next    atomic.Int64
-	offered atomic.Bool // the batch waits in the work channel
+	since   time.Time    // when it was read
+	next    atomic.Int64 // index of the next message to take
+	left    atomic.Int64 // messages not yet finished
+	offered atomic.Bool  // the batch waits in the work channel
 }
 
 func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
@@ -72,6 +77,7 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 		max:     int64(c.cfg.maxInFlight),
 		room:    make(chan struct{}, 1),
 		running: make([]atomic.Pointer[running], c.cfg.concurrency),
+		live:    make(map[*batch]struct{}),
 	}
 	for i := range c.cfg.concurrency {
 		d.wg.Add(1)
@@ -148,8 +154,12 @@ func (d *dispatcher) submit(msgs []Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	b := &batch{msgs: msgs}
+	b := &batch{msgs: msgs, since: time.Now()}
+	b.left.Store(int64(len(msgs)))
 	b.offered.Store(true)
+	d.liveMu.Lock()
+	d.live[b] = struct{}{}
+	d.liveMu.Unlock()
 	d.work <- b
 }
 
@@ -199,21 +209,38 @@ func (d *dispatcher) run(b *batch, slot *atomic.Pointer[running]) {
 		}
 		if !d.abandoned.Load() {
 			m := &b.msgs[i]
-			slot.Store(&running{id: m.ID, since: time.Now()})
+			slot.Store(&running{id: m.ID, since: b.since})
 			d.handle(m)
 			slot.Store(nil)
+		}
+		if b.left.Add(-1) == 0 {
+			d.liveMu.Lock()
+			delete(d.live, b)
+			d.liveMu.Unlock()
 		}
 		d.release(1)
 	}
 }
 
-// longRunning returns the IDs of messages handled for longer than d.
-func (d *dispatcher) longRunning(age time.Duration) []string {
+// inFlightOlder returns the IDs of messages read at least age ago and not
+// yet handled: running, or waiting for a worker. (A message moving from one
+// to the other meanwhile may be listed twice or, for one call, not at all.)
+func (d *dispatcher) inFlightOlder(age time.Duration) []string {
 	var ids []string
-	now := time.Now()
+	cutoff := time.Now().Add(-age)
 	for i := range d.running {
-		if r := d.running[i].Load(); r != nil && now.Sub(r.since) >= age {
+		if r := d.running[i].Load(); r != nil && !r.since.After(cutoff) {
 			ids = append(ids, r.id)
+		}
+	}
+	d.liveMu.Lock()
+	defer d.liveMu.Unlock()
+	for b := range d.live {
+		if b.since.After(cutoff) {
+			continue
+		}
+		for i := int(min(b.next.Load(), int64(len(b.msgs)))); i < len(b.msgs); i++ {
+			ids = append(ids, b.msgs[i].ID)
 		}
 	}
 	return ids

@@ -28,9 +28,9 @@ type Message struct {
 // ExtendLease tells the group this consumer still works on m, resetting its
 // idle time so the reclaim loop of another consumer does not take it. It
 // returns ErrNotOwner if m is no longer pending for this consumer (another
-// consumer claimed it, or it was acknowledged). Handlers running longer than
-// a third of the minimum idle time have their lease extended automatically;
-// call it to extend more often.
+// consumer claimed it, or it was acknowledged). Entries in flight (running,
+// or waiting for a worker) for longer than a third of the minimum idle time
+// have their lease extended automatically; call it to extend more often.
 func (m *Message) ExtendLease(ctx context.Context) error {
 	if m.c == nil {
 		return ErrNotOwner

@@ -37,9 +37,10 @@ func (c *Consumer) extend(ctx context.Context, ids []string) (int, error) {
 	return n, err
 }
 
-// leaseLoop extends, every third of the minimum idle time, the lease of
-// messages handled for longer than that, so that no reclaim loop takes them
-// while their handler runs. It returns when stop is closed.
+// leaseLoop extends, every third of the minimum idle time, the lease of the
+// messages in flight (running, or read and waiting for a worker) for longer
+// than that, so that no reclaim loop takes them from this consumer. It
+// returns when stop is closed.
 func (c *Consumer) leaseLoop(stop <-chan struct{}, d *dispatcher) {
 	every := max(c.cfg.minIdle/3, time.Millisecond)
 	t := time.NewTicker(every)
@@ -50,7 +51,7 @@ func (c *Consumer) leaseLoop(stop <-chan struct{}, d *dispatcher) {
 			return
 		case <-t.C:
 		}
-		ids := d.longRunning(every)
+		ids := d.inFlightOlder(every)
 		if len(ids) == 0 {
 			continue
 		}

@@ -630,3 +630,41 @@ func TestConsumerLeastPrivilegeUser(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseCoversQueuedEntries: entries read by a busy consumer and waiting
+// for a free worker longer than the minimum idle time keep their lease, so
+// another consumer's reclaim loop does not take them: each is handled once.
+func TestLeaseCoversQueuedEntries(t *testing.T) {
+	srv := redistest.Start(t)
+	stream, group := srv.Key("queued"), "g"
+	publishN(t, srv.Client, stream, 0, 12)
+	l := newLedger()
+	slow := newConsumer(t, srv.Client, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		l.record(m.ID)
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}), consumer.WithStart(consumer.StartBeginning), consumer.WithConcurrency(1), consumer.WithMinIdle(300*time.Millisecond),
+		consumer.WithClaimInterval(time.Hour))
+	stopSlow := runConsumer(t, slow)
+	waitFor(t, time.Minute, "the slow consumer holds every entry", func() bool {
+		p, err := srv.Client.XPending(context.Background(), stream, group).Result()
+		return err == nil && p.Count == 12
+	})
+	thief := newConsumer(t, srv.Client, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		l.record(m.ID)
+		return nil
+	}), consumer.WithMinIdle(300*time.Millisecond), consumer.WithClaimInterval(20*time.Millisecond))
+	stopThief := runConsumer(t, thief)
+	waitFor(t, time.Minute, "every entry handled", func() bool { return slow.Stats().Acked+thief.Stats().Acked == 12 })
+	for _, stop := range []func() error{stopThief, stopSlow} {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := thief.Stats().Reclaimed; got != 0 {
+		t.Fatalf("the other consumer reclaimed %d entries that were in flight (queued) on a live consumer", got)
+	}
+	if l.total.Load() != 12 || l.distinct() != 12 {
+		t.Fatalf("%d handler calls for %d entries, want 12 once each", l.total.Load(), l.distinct())
+	}
+}
