@@ -34,7 +34,7 @@
 // A handler that returns nil acknowledges its entry. One that returns an
 // error, or panics (the panic is recovered as a *PanicError), leaves the entry
 // pending in the group; the failure is logged and counted in Stats.Failed,
-// and the Consumer goes on with other entries without retrying it. Run first
+// and the reclaim loop delivers the entry again after its retry backoff. Run first
 // reads the consumer's own pending entries (XREADGROUP from ID 0, with
 // Message.Deliveries from XPENDING), then new ones; handlers of both may
 // overlap. A pending entry found deleted or trimmed from the stream is
@@ -43,12 +43,40 @@
 // delivered them, Run reads its own pending entries after the last one it saw
 // before reading new ones again.
 //
-// Entries left pending while Run runs (a failed handler; a reply lost with
-// its connection and silently retried by go-redis) are delivered again when a
-// consumer of the same name next runs, or by a reclaim loop that claims idle
-// entries, which this package does not have yet. The default name is unique
-// per Consumer, so give each instance a stable name (WithName, a pod or host
-// name) if a restart should finish what it left.
+// # Reclaim, retries and dead letters
+//
+// Every claim interval, each consumer's reclaim loop looks at the group's
+// pending entries (XPENDING with IDLE) and takes over, with XCLAIM, those
+// idle for longer than their retry backoff: the minimum idle time for an
+// entry delivered once, doubled for each further delivery, capped
+// (WithMinIdle, WithClaimInterval, WithRetryBackoff). That redelivers the
+// entries whose handler failed, those of consumers that crashed or hang, and
+// those whose XREADGROUP reply was lost. The claim is one script per pass
+// that re-checks each entry's idle time, so an entry another consumer just
+// took or extended is left alone; an entry deleted or trimmed while pending
+// is acknowledged instead and counted in Stats.Deleted. Message.Deliveries is
+// always the server's count.
+//
+// An entry delivered WithMaxDeliveries times without success moves to the
+// dead-letter stream (package deadletter; by default deadletter.Key of the
+// stream, in the same Redis Cluster slot) with its fields and provenance:
+// at once when its last handler call fails, or from the reclaim loop when its
+// owner died during that call. A permanent error (ErrPermanent, Permanent, a
+// *midstream.DecodeError) and an entry larger than WithMaxEntrySize move it
+// on the first delivery. The move is one script (XADD to the dead-letter
+// stream and XACK) that first checks the entry is still pending for the
+// consumer that failed it, so a late failure of a consumer that lost the
+// entry to another never dead-letters an entry the other handled.
+//
+// Entries in flight (running, or read and waiting for a worker) have their
+// lease extended every third of the minimum idle time (XCLAIM to the same
+// consumer with JUSTID, only while it still owns them), so no reclaim loop
+// takes work in progress; Message.ExtendLease extends one explicitly.
+//
+// The reclaim loop also deletes the group's consumers idle for longer than
+// WithConsumerCleanup that own no pending entries, checking that in the
+// same script as the deletion: a consumer that owns pending entries is never
+// deleted.
 //
 // Acknowledgements are coalesced, many IDs per XACK: they are sent once the
 // ack batch is waiting or the ack interval after the first one waited,
@@ -81,6 +109,15 @@
 //     DefaultShutdownTimeout.
 //   - WithAcks: the ack batch and interval, DefaultAckBatch and
 //     DefaultAckInterval.
+//   - WithMinIdle, WithClaimInterval, WithRetryBackoff: when idle entries
+//     are delivered again, DefaultMinIdle, DefaultClaimInterval and
+//     DefaultMaxRetryBackoff.
+//   - WithMaxDeliveries: deliveries before the dead-letter stream,
+//     DefaultMaxDeliveries. WithMaxEntrySize: larger entries are
+//     dead-lettered unhandled, DefaultMaxEntrySize. WithDeadLetter: the
+//     dead-letter queue.
+//   - WithConsumerCleanup, WithoutConsumerCleanup: deleting idle consumers
+//     that own nothing, after DefaultConsumerIdleTime.
 //   - WithLogger: a *slog.Logger. Default: silent.
 //   - WithMiddleware: wraps the handler, as Chain does; the first is the
 //     outermost.

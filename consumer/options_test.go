@@ -15,6 +15,7 @@ import (
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 // offlineClient returns a client New can be given; nothing here connects.
@@ -93,6 +94,14 @@ func TestNewRejects(t *testing.T) {
 		{"nil logger", opts(consumer.WithLogger(nil)), midstream.ErrInvalidOption},
 		{"nil middleware", opts(consumer.WithMiddleware(nil)), midstream.ErrInvalidOption},
 		{"nil middleware among others", opts(consumer.WithMiddleware(nopMiddleware, nil)), midstream.ErrInvalidOption},
+		{"min idle 0", opts(consumer.WithMinIdle(0)), midstream.ErrInvalidOption},
+		{"claim interval under 1ms", opts(consumer.WithClaimInterval(time.Microsecond)), midstream.ErrInvalidOption},
+		{"retry backoff 0", opts(consumer.WithRetryBackoff(0)), midstream.ErrInvalidOption},
+		{"max deliveries 0", opts(consumer.WithMaxDeliveries(0)), midstream.ErrInvalidOption},
+		{"max entry size 0", opts(consumer.WithMaxEntrySize(0)), midstream.ErrInvalidOption},
+		{"nil dead-letter queue", opts(consumer.WithDeadLetter(nil)), midstream.ErrInvalidOption},
+		{"dead-letter queue of another stream", opts(consumer.WithDeadLetter(otherQueue(t, rdb))), midstream.ErrInvalidOption},
+		{"consumer cleanup under 1s", opts(consumer.WithConsumerCleanup(time.Millisecond)), midstream.ErrInvalidOption},
 		{"typed without default codec", handler(consumer.Typed(typedFn)), midstream.ErrUnsupportedType},
 		{"typed without default codec is an encode error", handler(consumer.Typed(typedFn)), midstream.ErrEncode},
 		{"typed codec without codec", handler(consumer.TypedCodec(nil, typedFn)), midstream.ErrInvalidOption},
@@ -230,4 +239,13 @@ func TestNewStats(t *testing.T) {
 	if s := c.Stats(); s != (consumer.Stats{}) {
 		t.Fatalf("Stats() of a new consumer = %+v, want zeros", s)
 	}
+}
+
+func otherQueue(t *testing.T, rdb *redis.Client) *deadletter.Queue {
+	t.Helper()
+	q, err := deadletter.New(rdb, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
