@@ -35,7 +35,7 @@ type dispatcher struct {
 
 	// running[i] is the message worker i is handling, and live the batches
 	// with messages not yet handled: what lease extension covers.
-	running []atomic.Pointer[running]
+	running []atomic.Pointer[Message]
 	liveMu  sync.Mutex
 	live    map[*batch]struct{}
 
@@ -44,12 +44,6 @@ type dispatcher struct {
 	waiting   atomic.Bool   // the read loop waits for room
 	room      chan struct{} // wakes the read loop
 	abandoned atomic.Bool
-}
-
-// running is a message being handled, and when it was delivered.
-type running struct {
-	id    string
-	since time.Time
 }
 
 // batch is what one read returned, shared by the workers that take from it.
@@ -76,7 +70,7 @@ func newDispatcher(c *Consumer, ctx context.Context, acks *acker) *dispatcher {
 		drained: make(chan struct{}),
 		max:     int64(c.cfg.maxInFlight),
 		room:    make(chan struct{}, 1),
-		running: make([]atomic.Pointer[running], c.cfg.concurrency),
+		running: make([]atomic.Pointer[Message], c.cfg.concurrency),
 		live:    make(map[*batch]struct{}),
 	}
 	for i := range c.cfg.concurrency {
@@ -155,6 +149,9 @@ func (d *dispatcher) submit(msgs []Message) {
 		return
 	}
 	b := &batch{msgs: msgs, since: time.Now()}
+	for i := range msgs {
+		msgs[i].readAt = b.since
+	}
 	b.left.Store(int64(len(msgs)))
 	b.offered.Store(true)
 	d.liveMu.Lock()
@@ -193,7 +190,7 @@ func (d *dispatcher) worker(i int) {
 
 // run handles messages of b until none is left to take, publishing the one
 // in hand in slot.
-func (d *dispatcher) run(b *batch, slot *atomic.Pointer[running]) {
+func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message]) {
 	b.offered.Store(false)
 	for {
 		i := int(b.next.Add(1)) - 1
@@ -209,7 +206,7 @@ func (d *dispatcher) run(b *batch, slot *atomic.Pointer[running]) {
 		}
 		if !d.abandoned.Load() {
 			m := &b.msgs[i]
-			slot.Store(&running{id: m.ID, since: b.since})
+			slot.Store(m)
 			d.handle(m)
 			slot.Store(nil)
 		}
@@ -229,8 +226,8 @@ func (d *dispatcher) inFlightOlder(age time.Duration) []string {
 	var ids []string
 	cutoff := time.Now().Add(-age)
 	for i := range d.running {
-		if r := d.running[i].Load(); r != nil && !r.since.After(cutoff) {
-			ids = append(ids, r.id)
+		if m := d.running[i].Load(); m != nil && !m.readAt.After(cutoff) {
+			ids = append(ids, m.ID)
 		}
 	}
 	d.liveMu.Lock()

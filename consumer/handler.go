@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/midstream-go/midstream"
 )
@@ -22,7 +23,8 @@ type Message struct {
 	Deliveries int64
 
 	c         *Consumer
-	oversized bool // larger than the consumer's maximum entry size
+	oversized bool      // larger than the consumer's maximum entry size
+	readAt    time.Time // when the consumer read it
 }
 
 // ExtendLease tells the group this consumer still works on m, resetting its
