@@ -28,6 +28,7 @@ type Consumer struct {
 	cfg     config
 	log     *slog.Logger
 	dlq     *deadletter.Queue
+	obs     *observer
 
 	running atomic.Bool
 	stats   stats
@@ -91,7 +92,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		cfg.claimInterval = min(DefaultClaimInterval, cfg.minIdle)
 	}
 	if cfg.dlq == nil {
-		q, err := deadletter.New(client, stream)
+		q, err := deadletter.New(client, stream, cfg.otel.deadLetterOptions()...)
 		if err != nil {
 			return nil, err
 		}
@@ -111,6 +112,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		dlq:     cfg.dlq,
 	}
 	c.log = cfg.logger.With("stream", stream, "group", group, "consumer", cfg.name)
+	c.initObservability()
 	return c, nil
 }
 
@@ -136,10 +138,13 @@ type Stats struct {
 	Deleted      int64 // pending entries found deleted or trimmed, acknowledged without a handler call
 	Reclaimed    int64 // idle entries claimed from the group's pending list to be delivered again
 	DeadLettered int64 // entries this consumer moved to the dead-letter stream
+	Retried      int64 // failed handler calls that left their entry pending for another delivery
 }
 
+// stats are the totals; those with an OpenTelemetry counter (see
+// WithMeterProvider) count there too.
 type stats struct {
-	handled, failed, acked, deleted, reclaimed, deadLettered atomic.Int64
+	handled, failed, acked, deleted, reclaimed, deadLettered, retried statCounter
 }
 
 // Stats returns the consumer's totals so far.
@@ -151,6 +156,7 @@ func (c *Consumer) Stats() Stats {
 		Deleted:      c.stats.deleted.Load(),
 		Reclaimed:    c.stats.reclaimed.Load(),
 		DeadLettered: c.stats.deadLettered.Load(),
+		Retried:      c.stats.retried.Load(),
 	}
 }
 
@@ -197,6 +203,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	d := newDispatcher(c, hardCtx, acks)
+	stopObserving := c.observeRun(d)
+	defer stopObserving()
 	reclaimDone := make(chan struct{})
 	go func() {
 		defer close(reclaimDone)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -245,17 +246,22 @@ func (d *dispatcher) inFlightOlder(age time.Duration) []string {
 
 func (d *dispatcher) handle(m *Message) {
 	c := d.c
+	mctx, obs := c.obs.begin(d.ctx, m) // carries m's span, if tracing
+	defer c.obs.end(&obs)
 	if m.oversized {
-		d.deadLetter(m, fmt.Sprintf("%v: %d bytes > limit %d", midstream.ErrTooLarge, entrySize(m.Fields), c.cfg.maxEntrySize))
+		reason := fmt.Sprintf("%v: %d bytes > limit %d", midstream.ErrTooLarge, entrySize(m.Fields), c.cfg.maxEntrySize)
+		c.obs.rejected(&obs, errors.New(reason))
+		d.deadLetter(mctx, m, reason)
 		return
 	}
-	ctx := d.ctx
+	ctx := mctx
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
 		defer cancel()
 	}
 	err := safeHandle(ctx, c.handler, m)
+	c.obs.handled(&obs, m, err)
 	if err == nil {
 		c.stats.handled.Add(1)
 		d.acks.add(m.ID)
@@ -265,9 +271,10 @@ func (d *dispatcher) handle(m *Message) {
 	permanent := isPermanent(err)
 	if permanent || m.Deliveries >= int64(c.cfg.maxDeliveries) {
 		c.log.Warn("handler failed; dead-lettering the entry", "id", m.ID, "deliveries", m.Deliveries, "permanent", permanent, "error", err)
-		d.deadLetter(m, err.Error())
+		d.deadLetter(mctx, m, err.Error())
 		return
 	}
+	c.stats.retried.Add(1)
 	attrs := []any{"id", m.ID, "deliveries", m.Deliveries, "error", err}
 	if pe, ok := err.(*PanicError); ok {
 		attrs = append(attrs, "stack", string(pe.Stack))
@@ -275,12 +282,12 @@ func (d *dispatcher) handle(m *Message) {
 	c.log.Warn("handler failed; entry stays pending", attrs...)
 }
 
-// deadLetter moves m, which this consumer owns, to the dead-letter stream.
-// If that fails the entry stays pending: the reclaim loop finds it past the
-// delivery limit and tries again.
-func (d *dispatcher) deadLetter(m *Message, reason string) {
+// deadLetter moves m, which this consumer owns, to the dead-letter stream
+// (with parent's values: m's span). If that fails the entry stays pending:
+// the reclaim loop finds it past the delivery limit and tries again.
+func (d *dispatcher) deadLetter(parent context.Context, m *Message, reason string) {
 	c := d.c
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(d.ctx), flushTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), flushTimeout)
 	defer cancel()
 	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
 		ID: m.ID, Fields: m.Fields, Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,

@@ -121,6 +121,30 @@
 //   - WithLogger: a *slog.Logger. Default: silent.
 //   - WithMiddleware: wraps the handler, as Chain does; the first is the
 //     outermost.
+//   - WithTracerProvider, WithPropagator, WithMeterProvider: OpenTelemetry
+//     providers. Default: the global ones.
+//
+// # Tracing and metrics
+//
+// Each handled message gets an OpenTelemetry span "process <stream>" (kind
+// consumer) whose parent is the producer's span, read from the entry's
+// traceparent field: publish and processing are one trace across Redis.
+// The handler's ctx carries the span, so the handler's own spans join the
+// trace. Reclaim passes, dead-letter moves and redrives have spans too.
+// Counters (processed, failed, retried, reclaimed, dead-lettered,
+// deleted-while-pending) are counted where Stats counts; histograms record
+// handler duration and end-to-end latency (from the time in the entry's ID);
+// midstream.messages.in_flight counts running handlers; and while Run runs,
+// the gauges of package health report the group's lag, pending count,
+// oldest pending age, consumers and dead-letter depth, read at most once per
+// collection and per second, never with work proportional to the stream.
+//
+// WithTracerProvider, WithPropagator and WithMeterProvider choose the
+// providers; by default the global ones, including providers set after New.
+// While no provider is set, or a no-op one, handling a message does no
+// tracing or metrics work and allocates nothing for it. See
+// WithTracerProvider and WithMeterProvider for the span and instrument
+// details, and package health for a snapshot without OpenTelemetry.
 //
 // # Shutdown
 //

@@ -368,7 +368,7 @@ func TestRunRecoversPanic(t *testing.T) {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
 
-	if s := c.Stats(); s != (consumer.Stats{Handled: 2, Failed: 1, Acked: 2}) {
+	if s := c.Stats(); s != (consumer.Stats{Handled: 2, Failed: 1, Acked: 2, Retried: 1}) {
 		t.Errorf("stats %+v, want 2 handled and acked, 1 failed", s)
 	}
 	for i, id := range ids {

@@ -58,6 +58,7 @@ type config struct {
 	maxEntrySize    int
 	dlq             *deadletter.Queue
 	consumerIdle    time.Duration // 0: no cleanup
+	otel            otelConfig
 	errs            []error
 }
 

@@ -99,7 +99,7 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // reclaim runs one pass.
-func (c *Consumer) reclaim(ctx context.Context, d *dispatcher) error {
+func (c *Consumer) reclaim(ctx context.Context, d *dispatcher) (err error) {
 	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: c.stream, Group: c.group, Idle: c.cfg.minIdle,
 		Start: "-", End: "+", Count: int64(reclaimScanFactor * c.cfg.batchSize),
@@ -124,6 +124,8 @@ func (c *Consumer) reclaim(ctx context.Context, d *dispatcher) error {
 		}
 	}
 	var claimed int
+	ctx, span := c.obs.startReclaim(ctx, c.stream, c.group, len(claim)/2, len(expired))
+	defer func() { c.obs.endReclaim(span, claimed, err) }()
 	if len(claim) > 0 {
 		claimed, err = c.claim(ctx, d, claim)
 	}

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/internal/keys"
+	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
 // Provenance fields: what a dead-letter entry records about where it came
@@ -67,15 +69,17 @@ type Queue struct {
 	key    string
 	atomic bool // source and key share a cluster slot
 	log    *slog.Logger
+	tracer telemetry.Tracer
 }
 
 // Option configures a Queue. Options are checked by New.
 type Option func(*config)
 
 type config struct {
-	key    string
-	logger *slog.Logger
-	errs   []error
+	key            string
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider // nil: the global one
+	errs           []error
 }
 
 func (c *config) fail(format string, args ...any) {
@@ -143,6 +147,7 @@ func New(client redis.UniversalClient, source string, opts ...Option) (*Queue, e
 		key:    cfg.key,
 		atomic: keys.SameSlot(source, cfg.key),
 		log:    cfg.logger.With("stream", source, "dlq", cfg.key),
+		tracer: telemetry.NewTracer(cfg.tracerProvider),
 	}
 	if !q.atomic {
 		q.log.Warn("deadletter: the dead-letter key is not in the source's cluster slot: moves and redrives are not atomic")

@@ -38,5 +38,13 @@
 // may duplicate an entry after a crash but never lose one (Queue.Atomic
 // tells which path a Queue takes).
 //
+// # Tracing
+//
+// Move and Redrive create OpenTelemetry spans ("dead_letter <source>" and
+// "redrive <dead-letter key>"); a move made while handling a message is a
+// child of that message's span. WithTracerProvider sets the provider;
+// the default is the global one, and nothing is traced, at no cost, while
+// none is set.
+//
 // A Queue never closes the client it was given.
 package deadletter

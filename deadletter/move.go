@@ -131,6 +131,8 @@ func (q *Queue) Move(ctx context.Context, r MoveRequest) (moved bool, err error)
 	if err := r.validate(); err != nil {
 		return false, err
 	}
+	ctx, span := q.startMove(ctx, &r)
+	defer func() { q.endMove(span, moved, err) }()
 	args, delivIdx := q.moveFields(r)
 	var id string
 	if q.atomic && len(args) <= maxScriptArgs {

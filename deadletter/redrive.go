@@ -135,12 +135,14 @@ return id
 // starts, so entries dead-lettered again meanwhile wait for the next call.
 // It honours ctx between entries and while pacing (opts.Rate). On error
 // the result counts what was done before it.
-func (q *Queue) Redrive(ctx context.Context, opts RedriveOptions) (RedriveResult, error) {
+func (q *Queue) Redrive(ctx context.Context, opts RedriveOptions) (res RedriveResult, err error) {
 	opts.IDs = slices.Clone(opts.IDs)
 	target, err := opts.validate(q)
 	if err != nil {
 		return RedriveResult{}, err
 	}
+	ctx, span := q.startRedrive(ctx, &opts)
+	defer func() { q.endRedrive(span, res, err) }()
 	r := redriver{q: q, target: target, atomic: keys.SameSlot(q.key, target), max: opts.Max,
 		res: RedriveResult{NewIDs: make(map[string]string)}}
 	if opts.Rate > 0 {

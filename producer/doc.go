@@ -27,5 +27,19 @@
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
 // WithHeaders and WithoutCoalescing. Per call: ID and Header.
 //
+// # Tracing and metrics
+//
+// Publish and PublishBatch create OpenTelemetry spans ("publish <stream>",
+// kind producer, with the messaging semantic conventions' attributes) and
+// write their context into the entry's reserved fields traceparent and
+// tracestate (and baggage), so that the consumer's span continues the trace
+// across Redis; entries added are counted as midstream.messages.published.
+// WithTracerProvider, WithPropagator and WithMeterProvider choose the
+// providers; by default the global ones, including providers the application
+// sets after New. Nothing is written into entries until a propagator is set
+// (otel.SetTextMapPropagator(propagation.TraceContext{}) or
+// WithPropagator). While no provider is set, or a no-op one, publishing does
+// no tracing work and allocates nothing for it.
+//
 // A Producer never closes the client it was given.
 package producer

@@ -24,6 +24,7 @@ type config struct {
 	maxEntrySize int
 	headers      map[string]string
 	noCoalesce   bool
+	otel         otelConfig
 	errs         []error // problems found while applying options
 }
 

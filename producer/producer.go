@@ -28,6 +28,7 @@ type Producer[T any] struct {
 	maxSize    int
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
+	obs        *observer
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -57,6 +58,7 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 		noMkStream: cfg.noMkStream,
 		trim:       cfg.trim,
 		maxSize:    cfg.maxEntrySize,
+		obs:        newObserver(cfg.otel, stream),
 	}
 	if !cfg.noCoalesce {
 		p.coalesce = &coalescer{client: client}
@@ -104,7 +106,7 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // pipeline, it is not sent and Publish returns ctx.Err(); once its pipeline
 // is on its way, Publish waits for the reply. A caller's successive calls
 // reach Redis in order.
-func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (string, error) {
+func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {
@@ -118,6 +120,9 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	if pc.id == "" && p.idFunc != nil {
 		pc.id = p.idFunc(v)
 	}
+	ctx, span := p.obs.start(ctx, 0)
+	defer func() { p.obs.endOne(span, id, err) }()
+	pc.headers = p.obs.inject(ctx, span, pc.headers)
 	cmd, err := p.command(ctx, v, pc.id, pc.headers)
 	if err != nil {
 		return "", p.wrap(err)
@@ -141,10 +146,13 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 // others. If any value fails to encode or is too large, or ctx is already
 // done, nothing is sent: the invalid values carry their own errors and the
 // rest ErrNotSent. Otherwise each entry succeeds or fails on its own.
-func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error) {
+func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, err error) {
 	if len(vs) == 0 {
 		return nil, nil
 	}
+	ctx, span := p.obs.start(ctx, len(vs))
+	defer func() { p.obs.endBatch(span, ids, err) }()
+	traceFields := p.obs.inject(ctx, span, nil)
 	cmds := make([]*redis.StringCmd, len(vs))
 	errs := make([]error, len(vs))
 	invalid := -1
@@ -153,7 +161,7 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error
 		if p.idFunc != nil {
 			id = p.idFunc(v)
 		}
-		cmd, err := p.command(ctx, v, id, nil)
+		cmd, err := p.command(ctx, v, id, traceFields)
 		if err != nil {
 			errs[i] = p.wrap(err)
 			if invalid < 0 {
@@ -182,7 +190,7 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) ([]string, error
 		_ = pipe.Process(ctx, cmd)
 	}
 	_, _ = pipe.Exec(ctx)
-	ids := make([]string, len(vs))
+	ids = make([]string, len(vs))
 	failed := false
 	for i, cmd := range cmds {
 		ids[i], errs[i] = p.result(cmd)

@@ -36,7 +36,7 @@ func main() {
 	seqN := flag.Int("seq", 30_000, "entries per sequential (one-at-a-time) publish run")
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
-	only := flag.String("only", "consume,publish,latency,sustained", "sections to run")
+	only := flag.String("only", "consume,publish,latency,sustained,observability", "sections to run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -75,6 +75,9 @@ func main() {
 	}
 	if sections["sustained"] {
 		b.sustained(*flowDur)
+	}
+	if sections["observability"] {
+		b.observability(*consumeN, *seqN, *publishN)
 	}
 }
 

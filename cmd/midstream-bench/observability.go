@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"slices"
+
+	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/internal/bench"
+	"github.com/midstream-go/midstream/producer"
+)
+
+// variant is one OpenTelemetry set-up measured by the observability section.
+type variant struct {
+	name    string
+	tel     *bench.Telemetry // nil: no options (the global providers, unset here)
+	sampled bool             // the consumed entries' traceparent says sampled
+}
+
+func (v variant) consumerOptions() []consumer.Option {
+	if v.tel == nil {
+		return nil
+	}
+	return v.tel.ConsumerOptions()
+}
+
+func (v variant) producerOptions() []producer.Option {
+	if v.tel == nil {
+		return nil
+	}
+	return v.tel.ProducerOptions()
+}
+
+// observability measures the cost of OpenTelemetry: the same work with
+// tracing and metrics off (no-op providers) and on (SDK providers: every
+// span sampled and handed to a batch processor whose exporter discards it;
+// every instrument recording into a manual reader), and the parts of it, in
+// alternating runs of one process; the median of each is reported with its
+// ratio to "off". The consumed entries carry a traceparent, as a traced
+// producer writes, so "on" pays for reading it and "off" shows it skipped.
+func (b *runner) observability(consumeN, seqN, publishN int) {
+	fmt.Printf("\nobservability: OpenTelemetry off (no-op providers) vs on (SDK; spans to a batch processor and a discarding exporter, metrics to a manual reader)\n")
+	newVariant := func(name string, tr bench.Sampling, metrics, sampled bool) variant {
+		return variant{name: name, tel: bench.NewTelemetry(tr, metrics), sampled: sampled}
+	}
+	off := newVariant("off", bench.NoTracing, false, true)
+	on := newVariant("on: traces (AlwaysSample) + metrics", bench.AlwaysSample, true, true)
+	variants := []variant{
+		off,
+		{name: "default (no option, no global provider)", sampled: true},
+		newVariant("metrics only", bench.NoTracing, true, true),
+		newVariant("traces only (AlwaysSample)", bench.AlwaysSample, false, true),
+		on,
+		newVariant("on, producer sampled the entries out", bench.ParentSampled, true, false),
+	}
+	noExport := newVariant("traces recorded, no span processor", bench.SampleNoExport, false, true)
+	variants = append(variants, noExport)
+	defer func() {
+		for _, v := range variants {
+			if v.tel != nil {
+				v.tel.Shutdown()
+			}
+		}
+	}()
+	for _, consumers := range []int{1, 4} {
+		vs := []variant{off, on}
+		if consumers == 1 {
+			vs = variants[:len(variants)-1] // all but noExport
+		}
+		rates := b.alternate(vs, func(v variant) (bench.Result, error) {
+			stream := b.key("otel")
+			if err := bench.FillTraced(b.ctx, b.rdb, stream, consumeN, v.sampled); err != nil {
+				return bench.Result{}, err
+			}
+			return bench.Consume(b.ctx, b.rdb, stream, "ms", consumeN, consumers, v.consumerOptions()...)
+		})
+		fmt.Printf("  consume %d entries, %d consumer(s), no-op handler:\n", consumeN, consumers)
+		for i, v := range vs {
+			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
+		}
+	}
+	for _, writers := range []int{1, 16} {
+		n := publishN
+		if writers == 1 {
+			n = seqN
+		}
+		vs := []variant{off, variants[1], variants[2], variants[3], noExport, on}
+		rates := b.alternate(vs, func(v variant) (bench.Result, error) {
+			return bench.Publish(b.ctx, b.producer(b.key("pub"), v.producerOptions()...), n, writers)
+		})
+		fmt.Printf("  Publish %d entries, %d goroutine(s):\n", n, writers)
+		for i, v := range vs {
+			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
+		}
+	}
+	if err := on.tel.Collect(b.ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// alternate runs fn for each variant in turn, rounds times, and returns the
+// median rate of each.
+func (b *runner) alternate(vs []variant, fn func(variant) (bench.Result, error)) []float64 {
+	rates := make([][]float64, len(vs))
+	for range b.rounds {
+		for i, v := range vs {
+			r, err := fn(v)
+			if err != nil {
+				log.Fatal(err)
+			}
+			rates[i] = append(rates[i], r.Rate())
+			b.rdb.FlushDB(b.ctx)
+		}
+	}
+	med := make([]float64, len(vs))
+	for i, rs := range rates {
+		slices.Sort(rs)
+		med[i] = rs[len(rs)/2]
+	}
+	return med
+}
