@@ -1,0 +1,161 @@
+package trim
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Defaults for the Trimmer's options. A zero or absent option means the
+// default.
+const (
+	// DefaultInterval is the time between two ticks.
+	DefaultInterval = time.Second
+	// DefaultJitterFraction is the default jitter, as a fraction of the
+	// interval: a tenth.
+	DefaultJitterFraction = 0.1
+	// DefaultMaxStreamsPerTick bounds the streams one tick visits.
+	DefaultMaxStreamsPerTick = 100
+	// DefaultMaxPasses bounds the passes one tick runs on one stream, while
+	// each stops at the policy's work limit (Result.More).
+	DefaultMaxPasses = 10
+)
+
+// SCAN bounds: one tick issues at most maxScanCalls SCAN calls, each
+// asking for scanCount keys, so a pattern matching few keys of a large
+// keyspace still costs a bounded amount per tick.
+const (
+	scanCount    = 1000
+	maxScanCalls = 10
+)
+
+// Option configures a Trimmer. Options are checked by New.
+type Option func(*config)
+
+type config struct {
+	streams    []string
+	pattern    string
+	interval   time.Duration
+	jitter     time.Duration
+	jitterSet  bool
+	maxStreams int
+	maxPasses  int
+	logger     *slog.Logger
+	report     func(Result, error)
+	errs       []error
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
+}
+
+// WithStreams adds streams to trim, by key. It may be given several times
+// and combined with WithPattern.
+func WithStreams(names ...string) Option {
+	return func(c *config) {
+		for _, n := range names {
+			if err := midstream.CheckStream(n); err != nil {
+				c.errs = append(c.errs, fmt.Errorf("%w: %w", midstream.ErrInvalidOption, err))
+				return
+			}
+		}
+		c.streams = append(c.streams, names...)
+	}
+}
+
+// WithPattern trims every stream whose key matches the glob pattern, found
+// with SCAN MATCH pattern TYPE stream (on a Redis Cluster, on every master;
+// on a Ring, on every shard). Streams added later are found on the next
+// SCAN cycle. A tick issues at most 10 SCAN calls of COUNT 1000 and resumes
+// the cycle where the previous tick left it. Mind what the pattern
+// catches: "orders*" also matches a dead-letter stream "orders:dlq".
+func WithPattern(pattern string) Option {
+	return func(c *config) {
+		if pattern == "" {
+			c.fail("empty pattern")
+			return
+		}
+		c.pattern = pattern
+	}
+}
+
+// WithInterval sets the time between two ticks, at least a millisecond.
+// Default DefaultInterval.
+func WithInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Millisecond {
+			c.fail("interval %s < 1ms", d)
+			return
+		}
+		c.interval = d
+	}
+}
+
+// WithJitter adds a random duration in [0, d] to each wait between ticks
+// and delays the first tick by one, so that trimmers started together
+// spread their work. Zero turns jitter off. Default: DefaultJitterFraction
+// of the interval.
+func WithJitter(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("jitter %s < 0", d)
+			return
+		}
+		c.jitter, c.jitterSet = d, true
+	}
+}
+
+// WithMaxStreamsPerTick bounds the streams one tick visits; the next tick
+// goes on where it stopped. Default DefaultMaxStreamsPerTick.
+func WithMaxStreamsPerTick(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("max streams per tick %d < 1", n)
+			return
+		}
+		c.maxStreams = n
+	}
+}
+
+// WithMaxPasses bounds the passes one tick runs on one stream: a pass that
+// stops at the policy's work limit (Result.More) is followed by another,
+// up to n. So one tick evicts at most n × Policy.Limit entries per stream,
+// and a stream can shed at most that much per interval. Default
+// DefaultMaxPasses.
+func WithMaxPasses(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("max passes %d < 1", n)
+			return
+		}
+		c.maxPasses = n
+	}
+}
+
+// WithLogger sets the logger. Passes that trim or hold back are logged at
+// Debug, failed ones at Warn, with the keys stream and, for a group holding
+// entries back, group and id. Default: silent.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.fail("nil logger")
+			return
+		}
+		c.logger = l
+	}
+}
+
+// WithReport calls fn after every pass with its result, or with the error
+// that made it fail (the result then names only the stream). fn runs on
+// Run's goroutine, one call at a time: it should return quickly.
+func WithReport(fn func(Result, error)) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.fail("nil report func")
+			return
+		}
+		c.report = fn
+	}
+}

@@ -1,0 +1,179 @@
+package trim_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/trim"
+)
+
+func TestNewOptions(t *testing.T) {
+	c, _ := newClient(t)
+	ok := trim.Policy{MaxLen: 10}
+	cases := []struct {
+		name   string
+		policy trim.Policy
+		opts   []trim.Option
+		err    error
+	}{
+		{"streams", ok, []trim.Option{trim.WithStreams("a", "b")}, nil},
+		{"pattern", ok, []trim.Option{trim.WithPattern("orders:*")}, nil},
+		{"everything", ok, []trim.Option{
+			trim.WithStreams("a"), trim.WithPattern("b*"), trim.WithInterval(time.Minute), trim.WithJitter(0),
+			trim.WithMaxStreamsPerTick(5), trim.WithMaxPasses(2), trim.WithReport(func(trim.Result, error) {}),
+		}, nil},
+		{"no streams", ok, nil, midstream.ErrInvalidOption},
+		{"bad policy", trim.Policy{}, []trim.Option{trim.WithStreams("a")}, midstream.ErrInvalidOption},
+		{"empty stream name", ok, []trim.Option{trim.WithStreams("")}, midstream.ErrInvalidStream},
+		{"empty pattern", ok, []trim.Option{trim.WithPattern("")}, midstream.ErrInvalidOption},
+		{"zero interval", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(0)}, midstream.ErrInvalidOption},
+		{"negative jitter", ok, []trim.Option{trim.WithStreams("a"), trim.WithJitter(-time.Second)}, midstream.ErrInvalidOption},
+		{"zero streams per tick", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxStreamsPerTick(0)}, midstream.ErrInvalidOption},
+		{"zero passes", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxPasses(0)}, midstream.ErrInvalidOption},
+		{"nil logger", ok, []trim.Option{trim.WithStreams("a"), trim.WithLogger(nil)}, midstream.ErrInvalidOption},
+		{"nil report", ok, []trim.Option{trim.WithStreams("a"), trim.WithReport(nil)}, midstream.ErrInvalidOption},
+		{"nil option", ok, []trim.Option{trim.WithStreams("a"), nil}, midstream.ErrInvalidOption},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := trim.New(c, tc.policy, tc.opts...)
+			if tc.err == nil {
+				if err != nil || tr == nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.err) || !errors.Is(err, midstream.ErrInvalidOption) {
+				t.Fatalf("New: %v, want %v (and ErrInvalidOption)", err, tc.err)
+			}
+		})
+	}
+	if _, err := trim.New(nil, ok, trim.WithStreams("a")); !errors.Is(err, midstream.ErrInvalidOption) {
+		t.Fatalf("nil client: %v", err)
+	}
+}
+
+// TestTrimmerRun: ticks visit every stream, a bounded number per tick,
+// repeat passes while they stop at the work limit, and Run returns on
+// cancellation with nothing left running.
+func TestTrimmerRun(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	c, mr := newClient(t)
+	ctx := context.Background()
+	var names []string
+	for i := range 7 {
+		s := fmt.Sprintf("named:%d", i)
+		add(t, c, s, seq(1, 50)...)
+		names = append(names, s)
+	}
+	for i := range 5 {
+		add(t, c, fmt.Sprintf("found:%d", i), seq(1, 50)...)
+	}
+	c.Set(ctx, "found:string", "x", 0)
+	var mu sync.Mutex
+	passes := map[string]int{}
+	tr, err := trim.New(c, trim.Policy{MaxLen: 10, Limit: 15},
+		trim.WithStreams(names...), trim.WithStreams(names[0]), trim.WithPattern("found:*"),
+		trim.WithInterval(time.Millisecond), trim.WithMaxStreamsPerTick(3), trim.WithMaxPasses(2),
+		trim.WithReport(func(r trim.Result, err error) {
+			if err != nil {
+				t.Errorf("%s: %v", r.Stream, err)
+			}
+			mu.Lock()
+			passes[r.Stream]++
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(rctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for tr.Stats().Trimmed < 12*40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", tr.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := tr.Run(ctx); !errors.Is(err, trim.ErrRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s := tr.Stats()
+	if s.Trimmed != 12*40 || s.Errors != 0 || s.Ticks < 3 {
+		t.Fatalf("stats %+v", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if passes["found:string"] != 0 {
+		t.Fatal("visited a string key")
+	}
+	for s, n := range passes {
+		if n < 3 { // 40 to trim at 15 per pass, 2 passes per tick
+			t.Errorf("%s: %d passes", s, n)
+		}
+	}
+	if len(passes) != 12 {
+		t.Fatalf("visited %d streams, want 12: %v", len(passes), passes)
+	}
+	// It runs again after returning.
+	rctx, cancel = context.WithCancel(ctx)
+	go func() { done <- tr.Run(rctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Every goroutine Run started has exited; the client's and miniredis's
+	// own end with them.
+	c.Close()
+	mr.Close()
+	goleak.VerifyNone(t, leaks)
+}
+
+// TestTrimmerReportsErrors: a failing pass is reported, counted and
+// retried, never fatal.
+func TestTrimmerReportsErrors(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	c, mr := newClient(t)
+	c.Set(context.Background(), "str", "x", 0)
+	errs := make(chan error, 100)
+	tr, err := trim.New(c, trim.Policy{MaxLen: 1}, trim.WithStreams("str"), trim.WithInterval(time.Millisecond),
+		trim.WithReport(func(_ trim.Result, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	for range 2 {
+		if err := <-errs; err == nil {
+			t.Fatal("a pass on a string key reported no error")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := tr.Stats(); s.Errors < 2 || s.Passes < 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	c.Close()
+	mr.Close()
+	goleak.VerifyNone(t, leaks)
+}
