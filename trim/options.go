@@ -2,6 +2,7 @@ package trim
 
 import (
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"time"
 
@@ -44,6 +45,7 @@ type config struct {
 	maxPasses  int
 	logger     *slog.Logger
 	report     func(Result, error)
+	meter      metric.MeterProvider
 	errs       []error
 }
 
@@ -157,5 +159,18 @@ func WithReport(fn func(Result, error)) Option {
 			return
 		}
 		c.report = fn
+	}
+}
+
+// WithMeterProvider sets where the Trimmer counts trimmed entries (the
+// counter midstream.trim.trimmed, by stream). Default: the global
+// MeterProvider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		if mp == nil {
+			c.fail("nil meter provider")
+			return
+		}
+		c.meter = mp
 	}
 }

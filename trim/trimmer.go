@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
 // ErrRunning is returned by Run on a Trimmer that is already running.
@@ -27,6 +28,7 @@ type Trimmer struct {
 	cfg    config
 	log    *slog.Logger
 	rot    rotation
+	count  *telemetry.Trimmed
 
 	running atomic.Bool
 	ticks   atomic.Int64
@@ -86,6 +88,7 @@ func New(client redis.UniversalClient, p Policy, opts ...Option) (*Trimmer, erro
 		cfg:    cfg,
 		log:    cfg.logger,
 		rot:    rotation{client: client, names: cfg.streams, pattern: cfg.pattern},
+		count:  telemetry.NewTrimmed(cfg.meter),
 	}, nil
 }
 
@@ -164,6 +167,7 @@ func (t *Trimmer) record(res Result, err error) {
 		t.log.Warn("trim: pass failed", "stream", res.Stream, "error", err)
 	} else {
 		t.trimmed.Add(res.Trimmed)
+		t.count.Add(context.Background(), res.Stream, res.Trimmed)
 		t.held.Add(res.HeldBack)
 		if res.Trimmed > 0 || res.HeldBack > 0 || res.Lost > 0 {
 			t.log.Debug("trim: pass", "stream", res.Stream, "trimmed", res.Trimmed,

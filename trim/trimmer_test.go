@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"sync"
 	"testing"
 	"time"
@@ -79,7 +81,9 @@ func TestTrimmerRun(t *testing.T) {
 	c.Set(ctx, "found:string", "x", 0)
 	var mu sync.Mutex
 	passes := map[string]int{}
+	reader := sdkmetric.NewManualReader()
 	tr, err := trim.New(c, trim.Policy{MaxLen: 10, Limit: 15},
+		trim.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 		trim.WithStreams(names...), trim.WithStreams(names[0]), trim.WithPattern("found:*"),
 		trim.WithInterval(time.Millisecond), trim.WithMaxStreamsPerTick(3), trim.WithMaxPasses(2),
 		trim.WithReport(func(r trim.Result, err error) {
@@ -126,6 +130,24 @@ func TestTrimmerRun(t *testing.T) {
 	}
 	if len(passes) != 12 {
 		t.Fatalf("visited %d streams, want 12: %v", len(passes), passes)
+	}
+	// The trimmed counter agrees with the stats.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	var counted int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "midstream.trim.trimmed" {
+				for _, dp := range sum.DataPoints {
+					counted += dp.Value
+				}
+			}
+		}
+	}
+	if counted != s.Trimmed {
+		t.Fatalf("midstream.trim.trimmed counted %d, stats say %d", counted, s.Trimmed)
 	}
 	// It runs again after returning.
 	rctx, cancel = context.WithCancel(ctx)
