@@ -254,6 +254,17 @@ func (d *dispatcher) handle(m *Message) {
 		d.deadLetter(mctx, m, reason)
 		return
 	}
+	if m.Deliveries > int64(c.cfg.maxDeliveries) {
+		// Read again from this consumer's own pending entries (after a
+		// restart under the same name, or a failed read): the read itself
+		// raised the server's count past the limit. The handlers had it
+		// one time fewer; that is what the dead-letter entry records.
+		m.Deliveries--
+		reason := fmt.Sprintf("delivered %d times without success (limit %d)", m.Deliveries, c.cfg.maxDeliveries)
+		c.obs.rejected(&obs, errors.New(reason))
+		d.deadLetter(mctx, m, reason)
+		return
+	}
 	ctx := mctx
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc

@@ -64,8 +64,8 @@ func (c *Consumer) retryIdle(n int64) time.Duration {
 func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher) {
 	t := time.NewTimer(jitter(c.cfg.claimInterval))
 	defer t.Stop()
-	cleanupEvery := max(c.cfg.claimInterval, time.Minute)
-	lastCleanup := time.Now()
+	cleanupEvery := max(c.cfg.claimInterval, min(time.Minute, c.cfg.consumerIdle))
+	var lastCleanup time.Time // the first pass cleans up
 	for {
 		select {
 		case <-ctx.Done():
