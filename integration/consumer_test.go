@@ -379,7 +379,9 @@ func TestConsumerSurvivesRedisRestart(t *testing.T) {
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // producers and consumers see the outage
+	// The server stays down until the producer has seen it refuse an entry.
+	waitFor(t, time.Minute, "the producer to see the outage", func() bool { return refused.Load() > 0 })
+	time.Sleep(100 * time.Millisecond) // and consumers too
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
