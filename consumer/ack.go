@@ -29,6 +29,7 @@ type acker struct {
 	mu     sync.Mutex
 	ids    []string
 	spare  []string // the last flushed slice, reused for the next IDs
+	inXAck []string // the IDs of the XACK under way
 	closed bool
 	wake   chan struct{} // first ID added, or batch reached
 	quit   context.Context
@@ -122,7 +123,13 @@ func (a *acker) flush(ctx context.Context) error {
 	a.mu.Lock()
 	ids := a.ids
 	a.ids, a.spare = a.spare[:0], nil
+	a.inXAck = ids
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.inXAck = nil
+		a.mu.Unlock()
+	}()
 	if len(ids) == 0 {
 		return nil
 	}

@@ -35,6 +35,9 @@ type Consumer struct {
 	// lastRead is the highest entry ID this consumer has read (as a string),
 	// used to recreate a deleted group without skipping entries.
 	lastRead atomic.Pointer[string]
+	// reclaimFrom is where the next reclaim pass resumes in the pending
+	// list ("" for its start); only the reclaim loop uses it.
+	reclaimFrom string
 }
 
 // New returns a consumer of stream in group, handing each entry to h. The

@@ -220,6 +220,27 @@ func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message]) {
 	}
 }
 
+// holding returns the IDs of every message of the batches not yet finished
+// and of those waiting for their XACK: what this process holds.
+func (d *dispatcher) holding() map[string]bool {
+	held := make(map[string]bool)
+	d.liveMu.Lock()
+	for b := range d.live {
+		for i := range b.msgs {
+			held[b.msgs[i].ID] = true
+		}
+	}
+	d.liveMu.Unlock()
+	d.acks.mu.Lock()
+	for _, ids := range [][]string{d.acks.ids, d.acks.inXAck} {
+		for _, id := range ids {
+			held[id] = true
+		}
+	}
+	d.acks.mu.Unlock()
+	return held
+}
+
 // inFlightOlder returns the IDs of messages read at least age ago and not
 // yet handled: running, or waiting for a worker. (A message moving from one
 // to the other meanwhile may be listed twice or, for one call, not at all.)
@@ -279,6 +300,12 @@ func (d *dispatcher) handle(m *Message) {
 		return
 	}
 	c.stats.failed.Add(1)
+	if d.ctx.Err() != nil {
+		// Cancelled by a shutdown that ran out of time: not an attempt
+		// that should count towards the limit. It stays pending.
+		c.log.Warn("handler stopped by shutdown; entry stays pending", "id", m.ID, "deliveries", m.Deliveries, "error", err)
+		return
+	}
 	permanent := isPermanent(err)
 	if permanent || m.Deliveries >= int64(c.cfg.maxDeliveries) {
 		c.log.Warn("handler failed; dead-lettering the entry", "id", m.ID, "deliveries", m.Deliveries, "permanent", permanent, "error", err)
@@ -294,8 +321,9 @@ func (d *dispatcher) handle(m *Message) {
 }
 
 // deadLetter moves m, which this consumer owns, to the dead-letter stream
-// (with parent's values: m's span). If that fails the entry stays pending:
-// the reclaim loop finds it past the delivery limit and tries again.
+// (with parent's values: m's span). If that fails the entry stays pending
+// and is delivered again later (past the delivery limit, the reclaim loop
+// tries the move again itself).
 func (d *dispatcher) deadLetter(parent context.Context, m *Message, reason string) {
 	c := d.c
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), flushTimeout)

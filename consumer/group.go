@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,9 +20,11 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if redis.HasErrorPrefix(err, "NOPERM") {
+		if redis.HasErrorPrefix(err, "NOPERM") && strings.Contains(err.Error(), "command") {
 			// A least-privilege user may read an existing group without the
-			// right to create one; reading reports NOGROUP if it is missing.
+			// right to run XGROUP CREATE; reading reports NOGROUP if it is
+			// missing. (No access to the key is a NOPERM about keys: that
+			// one is returned.)
 			c.log.Warn("not allowed to create the group; assuming it exists", "error", err)
 			return nil
 		}

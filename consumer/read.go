@@ -133,7 +133,6 @@ func (c *Consumer) noteRead(id string) {
 // with their delivery counts (XPENDING). Entries deleted or trimmed while
 // pending come back without fields: they are acknowledged and counted.
 func (c *Consumer) dispatchPending(ctx context.Context, d *dispatcher, msgs []redis.XMessage) {
-	counts := map[string]int64{}
 	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream:   c.stream,
 		Group:    c.group,
@@ -143,21 +142,33 @@ func (c *Consumer) dispatchPending(ctx context.Context, d *dispatcher, msgs []re
 		Consumer: c.cfg.name,
 	}).Result()
 	if err != nil {
-		c.log.Warn("cannot read delivery counts of pending entries", "error", err)
+		// Without the server's counts the delivery limit cannot be
+		// applied: leave the entries pending for the reclaim loop.
+		c.log.Warn("cannot read delivery counts of pending entries; leaving them to the reclaim loop", "count", len(msgs), "error", err)
+		d.release(len(msgs))
+		return
 	}
+	counts := make(map[string]int64, len(pend))
 	for _, p := range pend {
 		counts[p.ID] = p.RetryCount
 	}
+	// Entries this process already holds (claimed by the reclaim loop, or
+	// handled and waiting for their XACK) come back from a history read
+	// too: they must not be handled twice.
+	held := d.holding()
 	live := msgs[:0:0]
 	for i := range msgs {
-		if msgs[i].Values == nil {
+		switch {
+		case held[msgs[i].ID]:
+			d.release(1)
+		case msgs[i].Values == nil:
 			c.stats.deleted.Add(1)
 			c.log.Warn("pending entry was deleted or trimmed; acknowledging it", "id", msgs[i].ID)
 			d.acks.add(msgs[i].ID)
 			d.release(1)
-			continue
+		default:
+			live = append(live, msgs[i])
 		}
-		live = append(live, msgs[i])
 	}
 	d.submit(c.messages(live, counts))
 }

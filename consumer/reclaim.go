@@ -100,12 +100,28 @@ func jitter(d time.Duration) time.Duration {
 
 // reclaim runs one pass.
 func (c *Consumer) reclaim(ctx context.Context, d *dispatcher) (err error) {
+	// Each pass looks at the next window of the pending list, wrapping
+	// around at its end, so that entries waiting out a long retry backoff
+	// never hide those of a crashed consumer behind them.
+	window := int64(reclaimScanFactor * c.cfg.batchSize)
+	start := "-"
+	if c.reclaimFrom != "" {
+		start = "(" + c.reclaimFrom
+	}
 	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: c.stream, Group: c.group, Idle: c.cfg.minIdle,
-		Start: "-", End: "+", Count: int64(reclaimScanFactor * c.cfg.batchSize),
+		Start: start, End: "+", Count: window,
 	}).Result()
-	if err != nil || len(pend) == 0 {
+	if err != nil {
 		return err
+	}
+	if int64(len(pend)) < window {
+		c.reclaimFrom = "" // the end: start over next time
+	} else {
+		c.reclaimFrom = pend[len(pend)-1].ID
+	}
+	if len(pend) == 0 {
+		return nil
 	}
 	room := d.tryAcquire(c.cfg.batchSize)
 	var claim []any

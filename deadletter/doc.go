@@ -30,7 +30,8 @@
 // # Keys and Redis Cluster
 //
 // Move writes to the DLQ and acknowledges in the source; Redrive writes to
-// the source and deletes from the DLQ. Each runs as one Lua script, exactly
+// the source and deletes from the DLQ. Each runs as one Lua script (for
+// entries of up to about 3,500 fields, the most a script can write), exactly
 // once, when both keys live in the same Redis Cluster hash slot, which on a
 // cluster means the same hash tag. The default key (see Key) takes care of
 // it: "orders" gets "{orders}:dlq" and "{orders}" gets "{orders}:dlq". A key

@@ -12,6 +12,10 @@ import (
 // entries and deletes at most Limit.
 const DefaultLimit = 1000
 
+// MaxLimit bounds Policy.Limit and Policy.MaxLen: the trim script counts in
+// Lua numbers, exact up to 2^53.
+const MaxLimit = 1 << 53
+
 // Policy says what to keep in a stream. An entry goes when it is outside
 // every bound that is set (MaxLen, MaxAge or both) and, unless Unsafe is
 // set, no consumer group still needs it.
@@ -67,6 +71,10 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("%w: trim: set MaxLen, MaxAge or both", midstream.ErrInvalidOption)
 	case p.Limit < 0:
 		return fmt.Errorf("%w: trim: Limit %d < 0", midstream.ErrInvalidOption, p.Limit)
+	case p.Limit > MaxLimit:
+		return fmt.Errorf("%w: trim: Limit %d > %d", midstream.ErrInvalidOption, p.Limit, MaxLimit)
+	case p.MaxLen > MaxLimit:
+		return fmt.Errorf("%w: trim: MaxLen %d > %d", midstream.ErrInvalidOption, p.MaxLen, MaxLimit)
 	}
 	return nil
 }
