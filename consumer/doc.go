@@ -41,7 +41,9 @@
 // acknowledged without a handler call and counted in Stats.Deleted. After a
 // failed read of new entries, whose reply may have been lost after Redis
 // delivered them, Run reads its own pending entries after the last one it saw
-// before reading new ones again.
+// before reading new ones again (skipping those it already holds). Such a
+// reread counts as a delivery on the server: with WithMaxDeliveries(1) an
+// entry whose reply was lost is dead-lettered without a handler call.
 //
 // # Reclaim, retries and dead letters
 //
