@@ -1,0 +1,275 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/live"
+)
+
+// FieldActor is the field holding who did an activity.
+const FieldActor = "actor"
+
+// Feed appends activities and reads users' feeds of the actors they follow.
+// It is safe for concurrent use and never closes the client it was given.
+type Feed struct {
+	client redis.UniversalClient
+	cfg    config
+}
+
+// Page is one page of a feed, newest first. Next is the cursor of the next
+// (older) page, or "" when the feed has nothing older.
+type Page struct {
+	Items []midstream.Entry
+	Next  string
+}
+
+// New returns a Feed over client. The caller keeps ownership of client.
+// Bad options fail with an error wrapping midstream.ErrInvalidOption.
+func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
+	}
+	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
+		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	return &Feed{client: client, cfg: cfg}, nil
+}
+
+// FollowingKey is the set of users user follows: user:{user}:following.
+func FollowingKey(user string) string { return "user:" + user + ":following" }
+
+// FollowersKey is the set of user's followers: user:{user}:followers.
+func FollowersKey(user string) string { return "user:" + user + ":followers" }
+
+// TimelineKey is user's timeline under fan-out on write: feed:{user}.
+func TimelineKey(user string) string { return "feed:" + user }
+
+// TimelineChannel is the live channel of user's timeline.
+func TimelineChannel(user string) string { return TimelineKey(user) + ":new" }
+
+func checkUser(u string) error {
+	if u == "" {
+		return fmt.Errorf("%w: empty user", midstream.ErrInvalidOption)
+	}
+	return midstream.CheckStream(u)
+}
+
+// appendScript adds the activity (ARGV[3:] are field pairs) to KEYS[1],
+// publishes its ID on KEYS[2]; with ARGV[1] > 0 it copies it, same ID, into
+// every follower's timeline (the followers set is KEYS[3]) and publishes on
+// the timeline's channel. Being one script, timelines receive activities in
+// ID order.
+var appendScript = redis.NewScript(`
+local fields = {}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('PUBLISH', KEYS[2], id)
+if tonumber(ARGV[1]) > 0 then
+  for _, f in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    local tl = ARGV[2] .. f
+    redis.call('XADD', tl, 'MAXLEN', '~', ARGV[1], id, unpack(fields))
+    redis.call('PUBLISH', tl .. ':new', id)
+  end
+end
+return id
+`)
+
+// Append adds an activity by actor with fields (which must not hold
+// "actor") to the activity stream, publishes its ID on the live channel,
+// and under fan-out on write copies it into the followers' timelines. It
+// returns the entry ID.
+func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string) (string, error) {
+	if err := checkUser(actor); err != nil {
+		return "", err
+	}
+	args := []any{f.cfg.fanOutMaxLen, "feed:", FieldActor, actor}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if k == FieldActor {
+			return "", fmt.Errorf("%w: field %q is set from the actor", midstream.ErrInvalidOption, k)
+		}
+		if err := midstream.CheckFieldName(k); err != nil {
+			return "", err
+		}
+		args = append(args, k, fields[k])
+	}
+	id, err := appendScript.Run(ctx, f.client, []string{f.cfg.stream, f.cfg.channel, FollowersKey(actor)}, args...).Text()
+	if err != nil {
+		return "", fmt.Errorf("feed: append by %s: %w", actor, err)
+	}
+	return id, nil
+}
+
+// Follow makes user follow target. Under fan-out on write, only activities
+// appended afterwards reach user's timeline.
+func (f *Feed) Follow(ctx context.Context, user, target string) error {
+	return f.follow(ctx, user, target, true)
+}
+
+// Unfollow makes user stop following target. Read and Live stop showing
+// target's activities at once, past ones included.
+func (f *Feed) Unfollow(ctx context.Context, user, target string) error {
+	return f.follow(ctx, user, target, false)
+}
+
+func (f *Feed) follow(ctx context.Context, user, target string, on bool) error {
+	if err := errors.Join(checkUser(user), checkUser(target)); err != nil {
+		return err
+	}
+	_, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if on {
+			p.SAdd(ctx, FollowingKey(user), target)
+			p.SAdd(ctx, FollowersKey(target), user)
+		} else {
+			p.SRem(ctx, FollowingKey(user), target)
+			p.SRem(ctx, FollowersKey(target), user)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("feed: follow %s -> %s: %w", user, target, err)
+	}
+	return nil
+}
+
+// Following returns the users user follows, sorted.
+func (f *Feed) Following(ctx context.Context, user string) ([]string, error) {
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	m, err := f.client.SMembers(ctx, FollowingKey(user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("feed: following of %s: %w", user, err)
+	}
+	slices.Sort(m)
+	return m, nil
+}
+
+func (f *Feed) source(user string) (stream, channel string) {
+	if f.cfg.fanOutMaxLen > 0 {
+		return TimelineKey(user), TimelineChannel(user)
+	}
+	return f.cfg.stream, f.cfg.channel
+}
+
+// Read returns up to limit activities of the actors user follows, newest
+// first, older than cursor ("" for the newest). It reads the activity
+// stream (or, under fan-out on write, user's timeline) backwards with
+// XREVRANGE, keeping the followed actors' entries, until the page is full,
+// the stream ends (Next is "") or the scan budget is spent: then the page
+// may be short and Next continues the scan. Entries appended meanwhile never
+// disturb a listing: each entry appears on exactly one page.
+func (f *Feed) Read(ctx context.Context, user, cursor string, limit int) (Page, error) {
+	if err := checkUser(user); err != nil {
+		return Page{}, err
+	}
+	if limit < 1 {
+		return Page{}, fmt.Errorf("%w: limit %d should be >= 1", midstream.ErrInvalidOption, limit)
+	}
+	end := "+"
+	if cursor != "" {
+		c, err := midstream.ParseID(cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		end = "(" + c.String()
+	}
+	follows, err := f.followSet(ctx, user)
+	if err != nil {
+		return Page{}, err
+	}
+	stream, _ := f.source(user)
+	var page Page
+	if len(follows) == 0 {
+		return page, nil
+	}
+	var scanned int64
+	for scanned < f.cfg.budget {
+		chunk := min(max(int64(limit), 100), f.cfg.budget-scanned)
+		msgs, err := f.client.XRevRangeN(ctx, stream, end, "-", chunk).Result()
+		if err != nil {
+			return Page{}, fmt.Errorf("feed: read %s: %w", stream, err)
+		}
+		for _, m := range msgs {
+			scanned++
+			end = "(" + m.ID
+			e := toEntry(stream, m)
+			if !follows[e.Fields[FieldActor]] {
+				continue
+			}
+			page.Items = append(page.Items, e)
+			if len(page.Items) == limit {
+				page.Next = m.ID
+				return page, nil
+			}
+		}
+		if int64(len(msgs)) < chunk {
+			return page, nil
+		}
+	}
+	page.Next = end[1:]
+	return page, nil
+}
+
+func (f *Feed) followSet(ctx context.Context, user string) (map[string]bool, error) {
+	m, err := f.client.SMembers(ctx, FollowingKey(user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("feed: following of %s: %w", user, err)
+	}
+	set := make(map[string]bool, len(m))
+	for _, u := range m {
+		set[u] = true
+	}
+	return set, nil
+}
+
+// Live follows user's feed from from (an entry ID, live.Now or
+// live.Beginning) with the guarantees of live.Subscribe. It delivers the
+// activities of the actors user follows at the time each page is read (the
+// follow set is read again for every page).
+func (f *Feed) Live(ctx context.Context, user, from string) (*live.Subscription, error) {
+	if err := checkUser(user); err != nil {
+		return nil, err
+	}
+	filter := func(ctx context.Context, page []midstream.Entry) ([]midstream.Entry, error) {
+		follows, err := f.followSet(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		out := page[:0]
+		for _, e := range page {
+			if follows[e.Fields[FieldActor]] {
+				out = append(out, e)
+			}
+		}
+		return out, nil
+	}
+	stream, channel := f.source(user)
+	opts := append([]live.Option{live.WithFilter(filter)}, f.cfg.liveOps...)
+	return live.Subscribe(ctx, f.client, stream, channel, from, opts...)
+}
+
+func toEntry(stream string, m redis.XMessage) midstream.Entry {
+	fs := make(map[string]string, len(m.Values))
+	for k, v := range m.Values {
+		if s, ok := v.(string); ok {
+			fs[k] = s
+		} else {
+			fs[k] = fmt.Sprint(v)
+		}
+	}
+	return midstream.Entry{Stream: stream, ID: m.ID, Fields: fs}
+}
