@@ -95,7 +95,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		cfg.claimInterval = min(DefaultClaimInterval, cfg.minIdle)
 	}
 	if cfg.dlq == nil {
-		q, err := deadletter.New(client, stream, cfg.otel.deadLetterOptions()...)
+		q, err := deadletter.New(client, stream, deadLetterOptions(cfg.otel)...)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/deadletter"
+	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
 // Defaults for the options. A zero or absent option means the default.
@@ -58,7 +59,7 @@ type config struct {
 	maxEntrySize    int
 	dlq             *deadletter.Queue
 	consumerIdle    time.Duration // 0: no cleanup
-	otel            otelConfig
+	otel            telemetry.Providers
 	errs            []error
 }
 

@@ -18,13 +18,6 @@ import (
 	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
-// otelConfig holds the OpenTelemetry options; nil means the global one.
-type otelConfig struct {
-	tracerProvider trace.TracerProvider
-	propagator     propagation.TextMapPropagator
-	meterProvider  metric.MeterProvider
-}
-
 // WithTracerProvider sets the TracerProvider of the consumer's spans.
 // Default: the global provider (otel.GetTracerProvider). A global provider
 // the application sets after New is used too (OpenTelemetry's global
@@ -58,7 +51,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 			c.fail("nil tracer provider")
 			return
 		}
-		c.otel.tracerProvider = tp
+		c.otel.TracerProvider = tp
 	}
 }
 
@@ -74,7 +67,7 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 			c.fail("nil propagator")
 			return
 		}
-		c.otel.propagator = p
+		c.otel.Propagator = p
 	}
 }
 
@@ -103,16 +96,16 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			c.fail("nil meter provider")
 			return
 		}
-		c.otel.meterProvider = mp
+		c.otel.MeterProvider = mp
 	}
 }
 
 // deadLetterOptions are the options of the default dead-letter queue.
-func (o otelConfig) deadLetterOptions() []deadletter.Option {
-	if o.tracerProvider == nil {
+func deadLetterOptions(o telemetry.Providers) []deadletter.Option {
+	if o.TracerProvider == nil {
 		return nil
 	}
-	return []deadletter.Option{deadletter.WithTracerProvider(o.tracerProvider)}
+	return []deadletter.Option{deadletter.WithTracerProvider(o.TracerProvider)}
 }
 
 // statCounter is one of the totals of Stats, also counted by an
@@ -151,8 +144,8 @@ type observer struct {
 func (c *Consumer) initObservability() {
 	cfg := c.cfg.otel
 	o := &observer{
-		tracer:   telemetry.NewTracer(cfg.tracerProvider),
-		prop:     cfg.propagator,
+		tracer:   telemetry.NewTracer(cfg.TracerProvider),
+		prop:     cfg.Propagator,
 		spanName: "process " + c.stream,
 		attrs: []attribute.KeyValue{
 			telemetry.System,
@@ -162,7 +155,7 @@ func (c *Consumer) initObservability() {
 			telemetry.KeyOperationType.String(telemetry.OpProcess),
 			telemetry.KeyOperationName.String("process"),
 		},
-		meter: telemetry.Meter(cfg.meterProvider),
+		meter: telemetry.Meter(cfg.MeterProvider),
 	}
 	attrs := telemetry.StreamAttrs(c.stream, c.group)
 	o.recOpts = []metric.RecordOption{attrs}
@@ -197,7 +190,7 @@ func (c *Consumer) initObservability() {
 		metric.WithDescription("Handlers running.")); err != nil {
 		otel.Handle(err)
 	}
-	if o.gauges, err = health.NewGauges(cfg.meterProvider); err != nil {
+	if o.gauges, err = health.NewGauges(cfg.MeterProvider); err != nil {
 		otel.Handle(err)
 	}
 	c.obs = o

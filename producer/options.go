@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
 // DefaultMaxEntrySize is the largest entry (the sum of its field names and
@@ -24,7 +25,7 @@ type config struct {
 	maxEntrySize int
 	headers      map[string]string
 	noCoalesce   bool
-	otel         otelConfig
+	otel         telemetry.Providers
 	errs         []error // problems found while applying options
 }
 

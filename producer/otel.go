@@ -12,13 +12,6 @@ import (
 	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
-// otelConfig holds the OpenTelemetry options; nil means the global one.
-type otelConfig struct {
-	tracerProvider trace.TracerProvider
-	propagator     propagation.TextMapPropagator
-	meterProvider  metric.MeterProvider
-}
-
 // WithTracerProvider sets the TracerProvider of the producer's spans.
 // Default: the global provider (otel.GetTracerProvider). A global provider
 // the application sets after New is used too (OpenTelemetry's global
@@ -41,7 +34,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 			cfg.fail("nil tracer provider")
 			return
 		}
-		cfg.otel.tracerProvider = tp
+		cfg.otel.TracerProvider = tp
 	}
 }
 
@@ -58,7 +51,7 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 			cfg.fail("nil propagator")
 			return
 		}
-		cfg.otel.propagator = p
+		cfg.otel.Propagator = p
 	}
 }
 
@@ -73,7 +66,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			cfg.fail("nil meter provider")
 			return
 		}
-		cfg.otel.meterProvider = mp
+		cfg.otel.MeterProvider = mp
 	}
 }
 
@@ -87,10 +80,10 @@ type observer struct {
 	addOpts   []metric.AddOption
 }
 
-func newObserver(cfg otelConfig, stream string) *observer {
+func newObserver(cfg telemetry.Providers, stream string) *observer {
 	o := &observer{
-		tracer:   telemetry.NewTracer(cfg.tracerProvider),
-		prop:     cfg.propagator,
+		tracer:   telemetry.NewTracer(cfg.TracerProvider),
+		prop:     cfg.Propagator,
 		spanName: "publish " + stream,
 		attrs: []attribute.KeyValue{
 			telemetry.System,
@@ -101,7 +94,7 @@ func newObserver(cfg otelConfig, stream string) *observer {
 		addOpts: []metric.AddOption{telemetry.StreamAttrs(stream, "")},
 	}
 	var err error
-	o.published, err = telemetry.Meter(cfg.meterProvider).Int64Counter(telemetry.MetricPublished,
+	o.published, err = telemetry.Meter(cfg.MeterProvider).Int64Counter(telemetry.MetricPublished,
 		metric.WithUnit("{message}"), metric.WithDescription("Entries added to streams by producers."))
 	if err != nil {
 		otel.Handle(err)

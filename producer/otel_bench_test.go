@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"github.com/midstream-go/midstream/internal/telemetry"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -15,11 +16,11 @@ import (
 func BenchmarkObservePublish(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		cfg  otelConfig
+		cfg  telemetry.Providers
 	}{
-		{"off", otelConfig{}},
-		{"metrics", otelConfig{meterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))}},
-		{"traces", otelConfig{propagator: propagation.TraceContext{}, tracerProvider: sdktrace.NewTracerProvider(
+		{"off", telemetry.Providers{}},
+		{"metrics", telemetry.Providers{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))}},
+		{"traces", telemetry.Providers{Propagator: propagation.TraceContext{}, TracerProvider: sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

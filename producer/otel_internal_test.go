@@ -2,13 +2,14 @@ package producer
 
 import (
 	"context"
+	"github.com/midstream-go/midstream/internal/telemetry"
 	"testing"
 )
 
 // TestObserveOffAllocatesNothing checks the zero cost of observability while
 // the global providers are unset (as in this test binary).
 func TestObserveOffAllocatesNothing(t *testing.T) {
-	o := newObserver(otelConfig{}, "s")
+	o := newObserver(telemetry.Providers{}, "s")
 	ctx := context.Background()
 	headers := []string{"header:a", "1"}
 	allocs := testing.AllocsPerRun(1000, func() {

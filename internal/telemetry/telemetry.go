@@ -219,3 +219,11 @@ func Extract(ctx context.Context, prop propagation.TextMapPropagator, fields map
 	}
 	return Propagator(prop).Extract(ctx, propagation.MapCarrier(fields))
 }
+
+// Providers holds a package's OpenTelemetry options; a nil field means the
+// global one.
+type Providers struct {
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	MeterProvider  metric.MeterProvider
+}
