@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // maxIDsPerXAck bounds one XACK command; more IDs go in further commands of
@@ -21,24 +23,31 @@ const (
 
 // acker coalesces acknowledgements: handlers add IDs, one goroutine sends
 // them in XACKs once ackBatch are waiting or ackInterval after the first one,
-// and at shutdown. IDs whose XACK fails are kept and sent again; IDs that
+// and at shutdown. An entry leaves the ledger only once Redis confirmed its
+// XACK: until then it keeps its room (a failing acker stops the reading)
+// and its lease. IDs whose XACK fails are kept and sent again; IDs that
 // never make it (Redis unreachable through the shutdown) stay pending in the
 // group and are delivered again: nothing is lost.
 type acker struct {
 	c      *Consumer
+	ledger *ledger
 	mu     sync.Mutex
 	ids    []string
 	spare  []string // the last flushed slice, reused for the next IDs
-	inXAck []string // the IDs of the XACK under way
-	closed bool
-	wake   chan struct{} // first ID added, or batch reached
-	quit   context.Context
-	stop   context.CancelFunc // makes run flush what is queued and return
+	// parked are the IDs of failed entries to hand to RetryOwner.
+	parked []string
+	// waiters are closed once the IDs queued with them are confirmed (or
+	// the acker stops): workers of a consumer with synchronous acks wait.
+	waiters []chan struct{}
+	closed  bool
+	wake    chan struct{} // first ID added, or batch reached
+	quit    context.Context
+	stop    context.CancelFunc // makes run flush what is queued and return
 }
 
-func newAcker(c *Consumer) *acker {
+func newAcker(c *Consumer, l *ledger) *acker {
 	quit, stop := context.WithCancel(context.Background())
-	return &acker{c: c, wake: make(chan struct{}, 1), quit: quit, stop: stop}
+	return &acker{c: c, ledger: l, wake: make(chan struct{}, 1), quit: quit, stop: stop}
 }
 
 // add queues id for acknowledgement. After stop it does nothing: the entry
@@ -53,10 +62,44 @@ func (a *acker) add(id string) {
 	n := len(a.ids)
 	a.mu.Unlock()
 	if n == 1 || n == a.c.cfg.ackBatch {
-		select {
-		case a.wake <- struct{}{}:
-		default:
-		}
+		a.poke()
+	}
+}
+
+// giveBack queues id, whose handler failed, to be handed over to
+// RetryOwner: it leaves the ledger once that is done. After stop it does
+// nothing: the entry stays pending for this consumer.
+func (a *acker) giveBack(id string) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.parked = append(a.parked, id)
+	a.mu.Unlock()
+	a.poke()
+}
+
+// addWait queues id and waits until its XACK is confirmed, the acker stops
+// (the entry then stays pending), or ctx ends.
+func (a *acker) addWait(ctx context.Context, id string) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.ids = append(a.ids, id)
+	// One channel serves every waiter of the IDs queued since the last
+	// flush started.
+	if len(a.waiters) == 0 || len(a.ids) == 1 {
+		a.waiters = append(a.waiters, make(chan struct{}))
+	}
+	w := a.waiters[len(a.waiters)-1]
+	a.mu.Unlock()
+	a.poke()
+	select {
+	case <-w:
+	case <-ctx.Done():
 	}
 }
 
@@ -72,8 +115,9 @@ func (a *acker) run() {
 			a.finalFlush()
 			return
 		}
-		// Linger for more IDs unless a batch is already waiting.
-		if a.queued() < c.cfg.ackBatch {
+		// Linger for more IDs unless a batch is already waiting, or a
+		// worker waits for its acknowledgement.
+		if a.queued() < c.cfg.ackBatch && !c.cfg.syncAck {
 			linger.Reset(c.cfg.ackInterval)
 		wait:
 			for a.queued() < c.cfg.ackBatch {
@@ -90,8 +134,12 @@ func (a *acker) run() {
 		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 		err := a.flush(fctx)
 		cancel()
+		class := c.faults.observe(opAck, err)
 		if err != nil {
 			c.log.Warn("acknowledging failed; retrying", "error", err)
+			if class == classTopology {
+				c.refresh(a.quit)
+			}
 			if !b.wait(a.quit) {
 				continue // quitting: the next loop turn flushes a last time
 			}
@@ -115,21 +163,19 @@ func (a *acker) poke() {
 func (a *acker) queued() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.ids)
+	return len(a.ids) + len(a.parked)
 }
 
-// flush sends every queued ID. On failure the IDs are queued again.
+// flush sends every queued ID. On success they leave the ledger; on failure
+// they are queued again.
 func (a *acker) flush(ctx context.Context) error {
+	if err := a.flushParked(ctx); err != nil {
+		return err
+	}
 	a.mu.Lock()
-	ids := a.ids
-	a.ids, a.spare = a.spare[:0], nil
-	a.inXAck = ids
+	ids, waiters := a.ids, a.waiters
+	a.ids, a.spare, a.waiters = a.spare[:0], nil, nil
 	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		a.inXAck = nil
-		a.mu.Unlock()
-	}()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -144,18 +190,26 @@ func (a *acker) flush(ctx context.Context) error {
 		}
 		_, err = pipe.Exec(ctx)
 	}
-	if err != nil {
-		if isNoGroup(err) {
-			// The group and its pending entries are gone: nothing to ack.
-			c.log.Warn("group missing while acknowledging; dropping acks", "count", len(ids))
-			return nil
-		}
+	if err != nil && classify(err) == classNoGroup {
+		// The group and its pending entries are gone: nothing to ack.
+		c.log.Warn("group missing while acknowledging; dropping acks", "count", len(ids))
+		err = nil
+	} else if err != nil {
 		a.mu.Lock()
 		a.ids = append(ids, a.ids...)
+		a.waiters = append(waiters, a.waiters...)
 		a.mu.Unlock()
 		return err
+	} else {
+		c.stats.acked.Add(int64(len(ids)))
+		if c.cfg.onAck != nil {
+			c.cfg.onAck(ids)
+		}
 	}
-	c.stats.acked.Add(int64(len(ids)))
+	a.ledger.release(ids...)
+	for _, w := range waiters {
+		close(w)
+	}
 	a.mu.Lock()
 	if a.spare == nil {
 		a.spare = ids[:0]
@@ -175,7 +229,7 @@ func (a *acker) finalFlush() {
 		if err == nil {
 			break
 		}
-		if !b.wait(ctx) {
+		if classify(err) == classConfig || !b.wait(ctx) {
 			a.c.log.Error("could not acknowledge at shutdown; the entries stay pending", "count", a.queued(), "error", err)
 			break
 		}
@@ -183,5 +237,55 @@ func (a *acker) finalFlush() {
 	a.mu.Lock()
 	a.closed = true
 	a.ids = nil
+	for _, w := range a.waiters {
+		close(w)
+	}
+	a.waiters = nil
 	a.mu.Unlock()
+}
+
+// parkScript hands entries still pending for a consumer to another
+// (XCLAIM … JUSTID: the delivery count is unchanged, the idle time restarts).
+//
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] new owner,
+// ARGV[4..] IDs.
+var parkScript = redis.NewScript(`
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p > 0 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'JUSTID')
+  end
+end
+return 0
+`)
+
+// flushParked hands the failed entries queued with giveBack to RetryOwner,
+// where they wait out their retry backoff, and lets them go from the
+// ledger.
+func (a *acker) flushParked(ctx context.Context) error {
+	a.mu.Lock()
+	ids := a.parked
+	a.parked = nil
+	a.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	c := a.c
+	for i := 0; i < len(ids); i += maxIDsPerExtend {
+		chunk := ids[i:min(i+maxIDsPerExtend, len(ids))]
+		args := make([]any, 0, 3+len(chunk))
+		args = append(args, c.group, c.cfg.name, RetryOwner)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		err := parkScript.Run(ctx, c.client, []string{c.stream}, args...).Err()
+		if err != nil && classify(err) != classNoGroup {
+			a.mu.Lock()
+			a.parked = append(ids[i:], a.parked...)
+			a.mu.Unlock()
+			return err
+		}
+		a.ledger.release(chunk...)
+	}
+	return nil
 }

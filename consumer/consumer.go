@@ -32,6 +32,7 @@ type Consumer struct {
 
 	running atomic.Bool
 	stats   stats
+	faults  faults
 	// lastRead is the highest entry ID this consumer has read (as a string),
 	// used to recreate a deleted group without skipping entries.
 	lastRead atomic.Pointer[string]
@@ -166,20 +167,25 @@ func (c *Consumer) Stats() Stats {
 // ErrRunning is returned by Run on a Consumer that is already running.
 var ErrRunning = errors.New("consumer: already running")
 
-// Run creates the group if needed (with MKSTREAM), handles the consumer's
-// own pending entries, then new ones, until ctx is cancelled. Connection
-// errors, a Redis restart and a deleted stream or group are logged and
-// recovered from; Run returns only when ctx is cancelled (then nil, after a
-// graceful shutdown) or on a configuration error when it starts (the key is
-// not a stream, the user lacks permissions). Such an error appearing later,
-// while running, is logged and retried like any other.
+// Run creates the group if needed (with MKSTREAM), takes the consumer's own
+// pending entries that a predecessor under the same name left, then reads
+// new ones, until ctx is cancelled. Transient errors (connection loss, a
+// Redis restart, a failover) are logged and retried with backoff; a deleted
+// stream or group is recreated. Run returns nil once ctx is cancelled and
+// the shutdown is over, or an error wrapping midstream.ErrMisconfigured (and
+// the Redis error) when Redis refuses the work in a way retrying cannot fix:
+// at start, creating the group fails with WRONGTYPE or a missing
+// permission; while running, one path (reading, acknowledging, claiming,
+// extending leases, dead-lettering) meets such an error (NOPERM, WRONGTYPE,
+// NOAUTH, WRONGPASS, an unknown command) five times in a row. Run then shuts
+// down as on cancellation before it returns.
 //
 // Shutdown: reading stops (after the current XREADGROUP returns, within the
-// block time on a healthy connection), handlers in flight and entries already read are given the
-// shutdown timeout to finish, acknowledgements are flushed. Run returns once
-// every goroutine it started has exited, except the goroutine of a handler
-// that ignored its cancelled ctx past the timeout: that handler is abandoned
-// and its entry stays pending.
+// block time on a healthy connection), handlers in flight and entries
+// already read are given the shutdown timeout to finish, acknowledgements
+// are flushed. Run returns once every goroutine it started has exited,
+// except the goroutine of a handler that ignored its cancelled ctx past the
+// timeout: that handler is abandoned and its entry stays pending.
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -192,37 +198,45 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.log.Debug("consumer started")
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	c.faults.start(stopRun)
 
 	// hardCtx is what handlers see: cancelled only when the grace period of
 	// a shutdown runs out, so in-flight work can finish.
 	hardCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
 
-	acks := newAcker(c)
+	l := newLedger(c.cfg.maxInFlight)
+	acks := newAcker(c, l)
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
 		acks.run()
 	}()
 
-	d := newDispatcher(c, hardCtx, acks)
+	d := newDispatcher(c, hardCtx, l, acks)
 	stopObserving := c.observeRun(d)
 	defer stopObserving()
-	reclaimDone := make(chan struct{})
-	go func() {
-		defer close(reclaimDone)
-		c.reclaimLoop(ctx, d)
-	}()
 	leaseStop, leaseDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(leaseDone)
 		c.leaseLoop(leaseStop, d)
 	}()
-	c.readLoop(ctx, d)
+	// What a predecessor under the same name left pending, first.
+	_, err := c.audit(runCtx, d, 0)
+	c.report(runCtx, opAudit, err)
+	pokeAudit := make(chan struct{}, 1)
+	reclaimDone := make(chan struct{})
+	go func() {
+		defer close(reclaimDone)
+		c.reclaimLoop(runCtx, d, pokeAudit)
+	}()
+	c.readLoop(runCtx, d, pokeAudit)
 	<-reclaimDone // nothing is submitted after this
 
 	// Shutdown: no more reads; let the workers finish what was read.
-	drained := d.drain()
+	drained := l.drain()
 	grace := time.NewTimer(c.cfg.shutdownTimeout)
 	defer grace.Stop()
 	finished := true
@@ -248,6 +262,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	acks.stop()
 	<-ackDone
 	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())
+	if err := context.Cause(runCtx); ctx.Err() == nil && errors.Is(err, midstream.ErrMisconfigured) {
+		c.log.Error("consumer stopped: Redis refuses its work", "error", err)
+		return err
+	}
 	return nil
 }
 

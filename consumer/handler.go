@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"time"
+	"sync/atomic"
 
 	"github.com/midstream-go/midstream"
 )
@@ -23,9 +23,12 @@ type Message struct {
 	Deliveries int64
 
 	c         *Consumer
-	oversized bool      // larger than the consumer's maximum entry size
-	readAt    time.Time // when the consumer read it
+	oversized bool  // larger than the consumer's maximum entry size
+	gone      int32 // atomic: 1 once lease extension found the entry no longer this consumer's
 }
+
+func (m *Message) isGone() bool { return atomic.LoadInt32(&m.gone) == 1 }
+func (m *Message) markGone()    { atomic.StoreInt32(&m.gone, 1) }
 
 // ExtendLease tells the group this consumer still works on m, resetting its
 // idle time so the reclaim loop of another consumer does not take it. It
@@ -37,11 +40,11 @@ func (m *Message) ExtendLease(ctx context.Context) error {
 	if m.c == nil {
 		return ErrNotOwner
 	}
-	owned, err := m.c.extend(ctx, []string{m.ID})
+	res, err := m.c.extend(ctx, []string{m.ID})
 	if err != nil {
 		return err
 	}
-	if owned == 0 {
+	if res.n == 0 {
 		return ErrNotOwner
 	}
 	return nil

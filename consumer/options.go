@@ -60,6 +60,8 @@ type config struct {
 	dlq             *deadletter.Queue
 	consumerIdle    time.Duration // 0: no cleanup
 	otel            telemetry.Providers
+	syncAck         bool
+	onAck           func(ids []string)
 	errs            []error
 }
 
@@ -76,6 +78,10 @@ func WithName(name string) Option {
 	return func(c *config) {
 		if name == "" {
 			c.fail("empty consumer name")
+			return
+		}
+		if name == RetryOwner {
+			c.fail("consumer name %q is reserved for entries waiting for a retry", name)
 			return
 		}
 		c.name = name
@@ -308,4 +314,31 @@ func WithConsumerCleanup(d time.Duration) Option {
 // WithoutConsumerCleanup leaves idle consumers in the group.
 func WithoutConsumerCleanup() Option {
 	return func(c *config) { c.consumerIdle = -1 }
+}
+
+// WithSyncAck makes each worker wait, after its handler succeeds, until
+// Redis has confirmed the entry's XACK before it takes the next entry: once
+// the next handler call of that worker starts, the previous success can no
+// longer be delivered again (unless Redis loses the write, for example in a
+// failover to a replica that had not received it). For handlers whose
+// effects are not idempotent. Acknowledgements are still coalesced across
+// workers, but a flush does not wait for the ack interval. If the XACK
+// cannot be confirmed before a shutdown ends, the entry stays pending.
+// Default: acknowledgements are queued and confirmed in the background.
+func WithSyncAck() Option {
+	return func(c *config) { c.syncAck = true }
+}
+
+// WithOnAck calls fn from the acknowledging goroutine each time Redis has
+// confirmed the XACK of handled entries, with their IDs. ids is only valid
+// during the call; fn must return quickly (it holds up further
+// acknowledgements). Stats.Acked counts the same entries.
+func WithOnAck(fn func(ids []string)) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.fail("nil ack hook")
+			return
+		}
+		c.onAck = fn
+	}
 }

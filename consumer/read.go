@@ -9,51 +9,49 @@ import (
 	"github.com/midstream-go/midstream"
 )
 
-// readLoop first handles the consumer's own pending entries (XREADGROUP
-// from 0), then new ones (XREADGROUP >), until ctx is cancelled. Errors are
-// logged and retried with backoff.
+// readLoop reads new entries (XREADGROUP >) until ctx is cancelled, as
+// many at a time as the ledger has room for. Errors are classified:
+// transient ones are retried with backoff, a missing group is recreated, a
+// topology error refreshes the client's view first, and a configuration
+// error that persists stops Run (see faults).
 //
-// A failed read of new entries may have been executed by Redis with its
-// reply lost, leaving entries pending for this consumer that it never saw:
-// all have IDs above the last one it read. So after such a failure the loop
-// reads its own pending entries after that ID (never blocking) before it
-// reads new ones again.
-func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) {
+// A failed read may have been executed by Redis with its reply lost,
+// leaving entries pending for this consumer that it never saw; go-redis may
+// also retry a read itself, hiding the loss. The audit (see reclaimLoop)
+// finds such entries among the consumer's own pending ones; after a failed
+// read, the loop asks it to look at once.
+func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<- struct{}) {
 	// Reads use a ctx that is never cancelled: a read interrupted after
 	// Redis delivered its entries would leave them pending, unseen. A read
 	// returns within the block time (or the client's read timeout on a
 	// broken connection).
 	readCtx := context.WithoutCancel(ctx)
 	var b backoff
-	history := "0" // read own pending entries after this ID; "" reads new ones
 	for ctx.Err() == nil {
-		n := d.acquire(ctx, c.cfg.batchSize)
+		n := d.ledger.acquireRead(ctx, c.cfg.batchSize)
 		if n == 0 {
 			break
 		}
-		id := ">"
-		if history != "" {
-			id = history
-		}
-		msgs, err := c.read(readCtx, id, n)
+		msgs, err := c.read(readCtx, n)
+		class := c.faults.observe(opRead, err)
 		if err != nil {
-			d.release(n)
-			switch {
-			case isNoGroup(err):
+			d.ledger.unreserve(n)
+			switch class {
+			case classNoGroup:
 				c.log.Warn("group missing (NOGROUP)", "error", err)
 				if rerr := c.recoverGroup(readCtx); rerr != nil {
 					c.log.Warn("cannot recreate group; retrying", "error", rerr)
 				}
-				history = "" // the new group holds nothing pending
-			case isConfigError(err):
+			case classConfig:
 				c.log.Error("cannot read stream", "error", err)
+			case classTopology:
+				c.refresh(readCtx)
+				fallthrough
 			default:
 				c.log.Warn("read failed; retrying", "error", err)
-				if history == "" {
-					history = "0"
-					if last := c.lastRead.Load(); last != nil {
-						history = *last
-					}
+				select {
+				case pokeAudit <- struct{}{}:
+				default:
 				}
 			}
 			if !b.wait(ctx) {
@@ -63,34 +61,26 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher) {
 		}
 		b.reset()
 		if len(msgs) < n {
-			d.release(n - len(msgs))
-		}
-		if history == "" {
-			d.submit(c.messages(msgs, nil))
-			continue
+			d.ledger.unreserve(n - len(msgs))
 		}
 		if len(msgs) == 0 {
-			history = ""
 			continue
 		}
-		history = msgs[len(msgs)-1].ID
-		c.dispatchPending(readCtx, d, msgs)
+		bt := newBatch()
+		d.ledger.take(bt, c.messages(msgs, nil))
+		d.submit(bt)
 	}
 }
 
-// read runs one XREADGROUP for up to count entries after id (">" for new
-// entries, blocking up to the block time; an ID for the consumer's own
-// pending entries, never blocking).
-func (c *Consumer) read(ctx context.Context, id string, count int) ([]redis.XMessage, error) {
+// read runs one XREADGROUP for up to count new entries, blocking up to the
+// block time.
+func (c *Consumer) read(ctx context.Context, count int) ([]redis.XMessage, error) {
 	args := &redis.XReadGroupArgs{
 		Group:    c.group,
 		Consumer: c.cfg.name,
-		Streams:  []string{c.stream, id},
+		Streams:  []string{c.stream, ">"},
 		Count:    int64(count),
 		Block:    c.cfg.block,
-	}
-	if id != ">" {
-		args.Block = -1
 	}
 	res, err := c.client.XReadGroup(ctx, args).Result()
 	if errors.Is(err, redis.Nil) {
@@ -127,50 +117,6 @@ func (c *Consumer) noteRead(id string) {
 			return
 		}
 	}
-}
-
-// dispatchPending hands the consumer's own pending entries to the workers
-// with their delivery counts (XPENDING). Entries deleted or trimmed while
-// pending come back without fields: they are acknowledged and counted.
-func (c *Consumer) dispatchPending(ctx context.Context, d *dispatcher, msgs []redis.XMessage) {
-	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream:   c.stream,
-		Group:    c.group,
-		Start:    msgs[0].ID,
-		End:      msgs[len(msgs)-1].ID,
-		Count:    int64(len(msgs)),
-		Consumer: c.cfg.name,
-	}).Result()
-	if err != nil {
-		// Without the server's counts the delivery limit cannot be
-		// applied: leave the entries pending for the reclaim loop.
-		c.log.Warn("cannot read delivery counts of pending entries; leaving them to the reclaim loop", "count", len(msgs), "error", err)
-		d.release(len(msgs))
-		return
-	}
-	counts := make(map[string]int64, len(pend))
-	for _, p := range pend {
-		counts[p.ID] = p.RetryCount
-	}
-	// Entries this process already holds (claimed by the reclaim loop, or
-	// handled and waiting for their XACK) come back from a history read
-	// too: they must not be handled twice.
-	held := d.holding()
-	live := msgs[:0:0]
-	for i := range msgs {
-		switch {
-		case held[msgs[i].ID]:
-			d.release(1)
-		case msgs[i].Values == nil:
-			c.stats.deleted.Add(1)
-			c.log.Warn("pending entry was deleted or trimmed; acknowledging it", "id", msgs[i].ID)
-			d.acks.add(msgs[i].ID)
-			d.release(1)
-		default:
-			live = append(live, msgs[i])
-		}
-	}
-	d.submit(c.messages(live, counts))
 }
 
 // messages converts go-redis entries. Deliveries come from counts, or are 1

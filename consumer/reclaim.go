@@ -2,90 +2,97 @@ package consumer
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/midstream-go/midstream/deadletter"
 )
 
-// reclaimScanFactor bounds the pending entries one reclaim pass examines, as
-// a multiple of the batch size.
-const reclaimScanFactor = 10
+// reclaimWindow is how many pending entries one XPENDING of a reclaim pass
+// or an audit looks at.
+const reclaimWindow = 1000
 
-// claimScript claims idle entries for a consumer, one by one, each only if
-// it has stayed idle for its own minimum (XCLAIM's min-idle-time, so an
-// entry another consumer just took or extended is left alone). An entry
-// deleted from the stream while pending is acknowledged instead and
-// reported. It returns {claimed, deleted}: claimed holds {id, fields,
-// delivery count after the claim}.
-//
-// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, then id, min-idle-ms pairs.
-var claimScript = redis.NewScript(`
-local claimed, deleted = {}, {}
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  local e = redis.call('XRANGE', KEYS[1], id, id)
-  if #e == 0 then
-    local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-    if #p > 0 then
-      redis.call('XACK', KEYS[1], ARGV[1], id)
-      table.insert(deleted, id)
-    end
-  else
-    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[i + 1], id)
-    if #c > 0 then
-      local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-      table.insert(claimed, {c[1][1], c[1][2], p[1][4]})
-    end
-  end
-end
-return {claimed, deleted}
-`)
+// reclaimWindows bounds the windows one reclaim pass looks at before it
+// lets the loop do its other work; the next pass resumes where it stopped.
+const reclaimWindows = 10
 
-// retryIdle is how long an entry delivered n times must sit idle before it
-// is delivered again: the minimum idle time doubled for each delivery after
-// the first, capped.
-func (c *Consumer) retryIdle(n int64) time.Duration {
-	d := c.cfg.minIdle
-	for i := int64(1); i < n && d < c.cfg.maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, max(c.cfg.maxBackoff, c.cfg.minIdle))
-}
+// AuditInterval is how often a running consumer compares its own pending
+// entries (XPENDING for its name, idle for at least AuditIdle) with what it
+// holds, and takes those it does not hold: entries a read delivered whose
+// reply never arrived (even when go-redis retried the read itself), and
+// those a predecessor under the same name left. It costs one XPENDING per
+// interval, over the consumer's own pending entries (at most the in-flight
+// bound while healthy), plus a claim when it finds something.
+const (
+	AuditInterval = time.Second
+	AuditIdle     = time.Second
+)
 
-// reclaimLoop, every claim interval (with jitter), takes over idle entries
-// of the group whose retry backoff has passed (its own failed ones, and
-// those of crashed or hung consumers), hands them to the workers, and
-// dead-letters those past the delivery limit. It also cleans up idle
-// consumers. It returns when ctx ends.
-func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher) {
-	t := time.NewTimer(jitter(c.cfg.claimInterval))
-	defer t.Stop()
+// reclaimLoop takes entries this consumer should handle and nobody holds:
+// every AuditInterval its own pending entries that it does not hold (the
+// audit), and every claim interval (with jitter) idle entries of the group
+// whose retry backoff has passed (failed ones, and those of crashed or hung
+// consumers); it dead-letters those past the delivery limit. It also cleans
+// up idle consumers. It returns when ctx ends.
+func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher, poke <-chan struct{}) {
+	audit := time.NewTimer(AuditInterval) // Run audited with no idle minimum first
+	defer audit.Stop()
+	claim := time.NewTimer(jitter(c.cfg.claimInterval))
+	defer claim.Stop()
 	cleanupEvery := max(c.cfg.claimInterval, min(time.Minute, c.cfg.consumerIdle))
 	var lastCleanup time.Time // the first pass cleans up
+	auditIdle := AuditIdle
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		if err := c.reclaim(ctx, d); err != nil && ctx.Err() == nil {
-			if isNoGroup(err) {
-				c.log.Debug("reclaim: group missing; the read loop recreates it", "error", err)
-			} else {
-				c.log.Warn("reclaim failed; retrying at the next interval", "error", err)
+		case <-poke: // a read failed: its reply may have been lost
+			auditIdle = 0
+			if !audit.Stop() {
+				select {
+				case <-audit.C:
+				default:
+				}
 			}
-		}
-		if c.cfg.consumerIdle > 0 && time.Since(lastCleanup) >= cleanupEvery {
-			lastCleanup = time.Now()
-			if err := c.cleanupConsumers(ctx); err != nil && ctx.Err() == nil {
-				c.log.Warn("consumer cleanup failed", "error", err)
+		case <-audit.C:
+		case <-claim.C:
+			c.reclaimPass(ctx, d)
+			if c.cfg.consumerIdle > 0 && time.Since(lastCleanup) >= cleanupEvery {
+				lastCleanup = time.Now()
+				err := c.cleanupConsumers(ctx)
+				if c.faults.observe(opCleanup, err); err != nil && ctx.Err() == nil {
+					c.log.Warn("consumer cleanup failed", "error", err)
+				}
 			}
+			claim.Reset(jitter(c.cfg.claimInterval))
+			continue
 		}
-		t.Reset(jitter(c.cfg.claimInterval))
+		more, err := c.audit(ctx, d, auditIdle)
+		c.report(ctx, opAudit, err)
+		auditIdle = AuditIdle
+		next := AuditInterval
+		if more && err == nil {
+			next = 0
+		}
+		audit.Reset(next)
+	}
+}
+
+// report logs a failed pass of a background path and refreshes the
+// client's view of the cluster after a topology error.
+func (c *Consumer) report(ctx context.Context, op string, err error) {
+	class := c.faults.observe(op, err)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	switch class {
+	case classNoGroup:
+		c.log.Debug(op+": group missing; the read loop recreates it", "error", err)
+	case classTopology:
+		c.refresh(ctx)
+		fallthrough
+	default:
+		c.log.Warn(op+" failed; retrying", "error", err)
 	}
 }
 
@@ -98,138 +105,117 @@ func jitter(d time.Duration) time.Duration {
 	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span))
 }
 
-// reclaim runs one pass.
-func (c *Consumer) reclaim(ctx context.Context, d *dispatcher) (err error) {
-	// Each pass looks at the next window of the pending list, wrapping
-	// around at its end, so that entries waiting out a long retry backoff
-	// never hide those of a crashed consumer behind them.
-	window := int64(reclaimScanFactor * c.cfg.batchSize)
+// audit takes this consumer's own pending entries idle for at least idle
+// that the process does not hold, as many as there is room for. more
+// reports that some were left for lack of room.
+func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration) (more bool, err error) {
 	start := "-"
-	if c.reclaimFrom != "" {
-		start = "(" + c.reclaimFrom
-	}
-	pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: c.stream, Group: c.group, Idle: c.cfg.minIdle,
-		Start: start, End: "+", Count: window,
-	}).Result()
-	if err != nil {
-		return err
-	}
-	if int64(len(pend)) < window {
-		c.reclaimFrom = "" // the end: start over next time
-	} else {
-		c.reclaimFrom = pend[len(pend)-1].ID
-	}
-	if len(pend) == 0 {
-		return nil
-	}
-	room := d.tryAcquire(c.cfg.batchSize)
-	var claim []any
-	var expired []redis.XPendingExt
-	for _, p := range pend {
-		need := c.retryIdle(p.RetryCount)
-		if p.Idle < need {
-			continue
+	for {
+		pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: c.stream, Group: c.group, Idle: idle, Consumer: c.cfg.name,
+			Start: start, End: "+", Count: reclaimWindow,
+		}).Result()
+		if err != nil {
+			return false, err
 		}
-		if p.RetryCount >= int64(c.cfg.maxDeliveries) {
-			expired = append(expired, p)
-			continue
+		var ids []string
+		for _, p := range pend {
+			if !d.ledger.holds(p.ID) {
+				ids = append(ids, p.ID)
+			}
 		}
-		if len(claim)/2 < room {
-			claim = append(claim, p.ID, need.Milliseconds())
+		if len(ids) > 0 {
+			room := d.ledger.reserve(int64(len(ids)), 1, 0)
+			if room == 0 {
+				return true, nil
+			}
+			if _, err := c.claim(ctx, d, ids[:room]); err != nil {
+				return false, err
+			}
+			if int(room) < len(ids) {
+				return true, nil
+			}
 		}
-	}
-	var claimed int
-	ctx, span := c.obs.startReclaim(ctx, c.stream, c.group, len(claim)/2, len(expired))
-	defer func() { c.obs.endReclaim(span, claimed, err) }()
-	if len(claim) > 0 {
-		claimed, err = c.claim(ctx, d, claim)
-	}
-	d.release(room - claimed)
-	if err != nil {
-		return err
-	}
-	for _, p := range expired {
-		if ctx.Err() != nil {
-			break
+		if len(pend) < reclaimWindow {
+			return false, nil
 		}
-		c.expire(ctx, p)
+		start = "(" + pend[len(pend)-1].ID
 	}
-	return nil
 }
 
-// claim runs claimScript for the given id, min-idle pairs and hands what it
-// claimed to the workers; it returns how many it claimed.
-func (c *Consumer) claim(ctx context.Context, d *dispatcher, pairs []any) (int, error) {
-	res, err := claimScript.Run(ctx, c.client, []string{c.stream}, append([]any{c.group, c.cfg.name}, pairs...)...).Slice()
-	if err != nil {
-		return 0, err
-	}
-	if len(res) != 2 {
-		return 0, fmt.Errorf("consumer: unexpected claim reply %v", res)
-	}
-	claimedRaw, _ := res[0].([]any)
-	deletedRaw, _ := res[1].([]any)
-	for _, id := range deletedRaw {
-		c.stats.deleted.Add(1)
-		c.log.Warn("pending entry was deleted or trimmed; acknowledged it", "id", id)
-	}
-	xs := make([]redis.XMessage, 0, len(claimedRaw))
-	counts := make(map[string]int64, len(claimedRaw))
-	for _, raw := range claimedRaw {
-		e, _ := raw.([]any)
-		if len(e) != 3 {
-			continue
+// reclaimPass looks through the group's pending entries idle for at least
+// the minimum idle time, from where the last pass stopped, and claims those
+// whose retry backoff has passed, as long as there is room for them,
+// waiting for room (reads leave it free meanwhile) for up to a claim
+// interval. An eligible entry it has no room for is where the next pass
+// starts: none is skipped.
+func (c *Consumer) reclaimPass(ctx context.Context, d *dispatcher) {
+	for range reclaimWindows {
+		start := "-"
+		if c.reclaimFrom != "" {
+			start = "(" + c.reclaimFrom
 		}
-		id, _ := e[0].(string)
-		flat, _ := e[1].([]any)
-		n, _ := e[2].(int64)
-		values := make(map[string]any, len(flat)/2)
-		for i := 0; i+1 < len(flat); i += 2 {
-			k, _ := flat[i].(string)
-			values[k] = flat[i+1]
+		pend, err := c.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: c.stream, Group: c.group, Idle: c.cfg.minIdle,
+			Start: start, End: "+", Count: reclaimWindow,
+		}).Result()
+		if err != nil {
+			c.report(ctx, opClaim, err)
+			return
 		}
-		xs = append(xs, redis.XMessage{ID: id, Values: values})
-		counts[id] = n
+		var eligible []redis.XPendingExt
+		for _, p := range pend {
+			if p.Idle >= c.retryIdle(p.RetryCount) && !d.ledger.holds(p.ID) {
+				eligible = append(eligible, p)
+			}
+		}
+		taken, err := c.claimEligible(ctx, d, eligible)
+		c.report(ctx, opClaim, err)
+		switch {
+		case err != nil || taken < len(eligible):
+			// Resume at the first eligible entry not taken.
+			if i := taken; i > 0 {
+				c.reclaimFrom = eligible[i-1].ID
+			}
+			return
+		case len(pend) < reclaimWindow:
+			c.reclaimFrom = "" // the end: start over next time
+			return
+		default:
+			c.reclaimFrom = pend[len(pend)-1].ID
+		}
 	}
-	if len(xs) > 0 {
-		c.stats.reclaimed.Add(int64(len(xs)))
-		c.log.Info("reclaimed idle entries", "count", len(xs))
-		d.submit(c.messages(xs, counts))
-	}
-	return len(xs), nil
 }
 
-// expire dead-letters an idle entry past the delivery limit, whoever owns
-// it, if it is still pending for that owner and still idle.
-func (c *Consumer) expire(ctx context.Context, p redis.XPendingExt) {
-	msgs, err := c.client.XRangeN(ctx, c.stream, p.ID, p.ID, 1).Result()
-	if err != nil {
-		c.log.Warn("reading an entry to dead-letter", "id", p.ID, "error", err)
-		return
-	}
-	if len(msgs) == 0 {
-		// Deleted while pending: nothing left to dead-letter.
-		if err := c.client.XAck(ctx, c.stream, c.group, p.ID).Err(); err == nil {
-			c.stats.deleted.Add(1)
-			c.log.Warn("pending entry was deleted or trimmed; acknowledged it", "id", p.ID)
+// claimEligible claims eligible entries, in order, in chunks of the batch
+// size, waiting up to a claim interval for room each time; it returns how
+// many of them it dealt with (claimed or found no longer eligible).
+func (c *Consumer) claimEligible(ctx context.Context, d *dispatcher, eligible []redis.XPendingExt) (int, error) {
+	var claimedTotal, done int
+	ctx, span := c.obs.startReclaim(ctx, c.stream, c.group, len(eligible), 0)
+	var err error
+	defer func() { c.obs.endReclaim(span, claimedTotal, err) }()
+	for done < len(eligible) {
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.claimInterval)
+		room := d.ledger.acquireClaim(wctx, min(c.cfg.batchSize, len(eligible)-done))
+		cancel()
+		if room == 0 {
+			return done, nil
 		}
-		return
+		ids := make([]string, room)
+		for i := range ids {
+			ids[i] = eligible[done+i].ID
+		}
+		var n int
+		n, err = c.claim(ctx, d, ids)
+		if err != nil {
+			return done, err
+		}
+		claimedTotal += n
+		done += room
+		if n > 0 {
+			c.log.Info("reclaimed idle entries", "count", n)
+		}
 	}
-	fields := make(map[string]string, len(msgs[0].Values))
-	for k, v := range msgs[0].Values {
-		fields[k], _ = v.(string)
-	}
-	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
-		ID: p.ID, Fields: fields, Group: c.group, Consumer: p.Consumer, Deliveries: p.RetryCount,
-		MinIdle: c.retryIdle(p.RetryCount),
-		Reason:  fmt.Sprintf("delivered %d times without success (limit %d)", p.RetryCount, c.cfg.maxDeliveries),
-	})
-	switch {
-	case err != nil:
-		c.log.Warn("dead-lettering failed; retrying at the next interval", "id", p.ID, "error", err)
-	case moved:
-		c.stats.deadLettered.Add(1)
-		c.log.Warn("entry past the delivery limit dead-lettered", "id", p.ID, "deliveries", p.RetryCount, "owner", p.Consumer)
-	}
+	return done, nil
 }

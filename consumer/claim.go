@@ -1,0 +1,194 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream/deadletter"
+)
+
+// claimScript takes pending entries of the group for a consumer, each only
+// if, when the script runs:
+//   - it is still pending;
+//   - it is this consumer's own (an entry the process does not hold: its
+//     read reply was lost, or a predecessor under the same name left it), or
+//     it has been idle for its retry backoff (the minimum idle time doubled
+//     for each delivery after the first, capped), so an entry another
+//     consumer just took, or whose lease it just extended, is left alone.
+//
+// An entry deleted from the stream while pending is acknowledged instead
+// and reported; one delivered the maximum number of times already is not
+// claimed but reported as expired, for the dead-letter stream.
+//
+// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] minimum idle
+// time (ms), ARGV[4] maximum backoff (ms), ARGV[5] maximum deliveries,
+// ARGV[6..] IDs. It returns {claimed, deleted, expired}: claimed holds {id,
+// fields, delivery count after the claim}, expired {id, owner, delivery
+// count}.
+var claimScript = redis.NewScript(`
+local minIdle, maxBackoff, maxDeliveries = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local claimed, deleted, expired = {}, {}, {}
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #p > 0 then
+    local owner, idle, count = p[1][2], p[1][3], p[1][4]
+    local need = minIdle
+    for _ = 2, count do
+      if need >= maxBackoff then break end
+      need = need * 2
+    end
+    need = math.min(need, math.max(maxBackoff, minIdle))
+    if owner == ARGV[2] or idle >= need then
+      if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+        table.insert(deleted, id)
+      elseif count >= maxDeliveries then
+        table.insert(expired, {id, owner, count})
+      else
+        local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+        if #c > 0 and c[1] then
+          table.insert(claimed, {c[1][1], c[1][2], count + 1})
+        end
+      end
+    end
+  end
+end
+return {claimed, deleted, expired}
+`)
+
+// RetryOwner is the consumer of the group that owns the entries whose
+// handler failed while they wait out their retry backoff: a consumer hands
+// a failed entry to it (XCLAIM … JUSTID, keeping its delivery count), and
+// the reclaim loop of any consumer of the group claims it from there once
+// its backoff has passed. It shows in XINFO CONSUMERS and XPENDING with the
+// number of entries waiting for a retry. No consumer may take this name.
+const RetryOwner = "midstream.retry"
+
+// retryIdle is how long an entry delivered n times must sit idle before it
+// is delivered again: the minimum idle time doubled for each delivery after
+// the first, capped. claimScript computes the same.
+func (c *Consumer) retryIdle(n int64) time.Duration {
+	d := c.cfg.minIdle
+	for i := int64(1); i < n && d < c.cfg.maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, max(c.cfg.maxBackoff, c.cfg.minIdle))
+}
+
+// claim takes the pending entries ids for this consumer and hands them to
+// the workers; the caller reserved ledger room for len(ids). IDs the process
+// already holds are skipped; so are entries the script does not claim.
+// Entries past the delivery limit are dead-lettered. It returns how many
+// entries it handed over.
+func (c *Consumer) claim(ctx context.Context, d *dispatcher, ids []string) (int, error) {
+	b := newBatch()
+	ids = d.ledger.takeIDs(b, ids)
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, 5+len(ids))
+	args = append(args, c.group, c.cfg.name, c.cfg.minIdle.Milliseconds(), c.cfg.maxBackoff.Milliseconds(), c.cfg.maxDeliveries)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := claimScript.Run(ctx, c.client, []string{c.stream}, args...).Slice()
+	if err == nil && len(res) != 3 {
+		err = fmt.Errorf("consumer: unexpected claim reply %v", res)
+	}
+	if err != nil {
+		// Whatever the script did (a lost reply), entries it claimed are
+		// pending for this consumer and not held: the audit takes them.
+		d.ledger.release(ids...)
+		return 0, err
+	}
+	claimedRaw, _ := res[0].([]any)
+	deletedRaw, _ := res[1].([]any)
+	expiredRaw, _ := res[2].([]any)
+	xs := make([]redis.XMessage, 0, len(claimedRaw))
+	counts := make(map[string]int64, len(claimedRaw))
+	keep := make(map[string]bool, len(claimedRaw))
+	for _, raw := range claimedRaw {
+		e, _ := raw.([]any)
+		if len(e) != 3 {
+			continue
+		}
+		id, _ := e[0].(string)
+		flat, _ := e[1].([]any)
+		n, _ := e[2].(int64)
+		values := make(map[string]any, len(flat)/2)
+		for i := 0; i+1 < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			values[k] = flat[i+1]
+		}
+		xs = append(xs, redis.XMessage{ID: id, Values: values})
+		counts[id] = n
+		keep[id] = true
+	}
+	for _, id := range deletedRaw {
+		c.stats.deleted.Add(1)
+		c.log.Warn("pending entry was deleted or trimmed; acknowledged it", "id", id)
+	}
+	for _, raw := range expiredRaw {
+		e, _ := raw.([]any)
+		if len(e) != 3 {
+			continue
+		}
+		id, _ := e[0].(string)
+		owner, _ := e[1].(string)
+		n, _ := e[2].(int64)
+		c.expire(ctx, id, owner, n)
+	}
+	// Everything not claimed leaves the ledger: deleted, expired (moved or
+	// not), or no longer eligible.
+	var drop []string
+	for _, id := range ids {
+		if !keep[id] {
+			drop = append(drop, id)
+		}
+	}
+	d.ledger.release(drop...)
+	if len(xs) > 0 {
+		c.stats.reclaimed.Add(int64(len(xs)))
+		d.ledger.setMsgs(b, c.messages(xs, counts))
+		d.submit(b)
+	}
+	return len(xs), nil
+}
+
+// expire dead-letters an entry past the delivery limit, whoever owns it, if
+// it is still pending for that owner and, unless this consumer owns it,
+// still idle for its backoff.
+func (c *Consumer) expire(ctx context.Context, id, owner string, deliveries int64) {
+	msgs, err := c.client.XRangeN(ctx, c.stream, id, id, 1).Result()
+	if err != nil || len(msgs) == 0 {
+		if err != nil {
+			c.log.Warn("reading an entry to dead-letter", "id", id, "error", err)
+		}
+		return // deleted meanwhile: the next claim acknowledges it
+	}
+	fields := make(map[string]string, len(msgs[0].Values))
+	for k, v := range msgs[0].Values {
+		fields[k], _ = v.(string)
+	}
+	minIdle := c.retryIdle(deliveries)
+	if owner == c.cfg.name {
+		minIdle = 0
+	}
+	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
+		ID: id, Fields: fields, Group: c.group, Consumer: owner, Deliveries: deliveries,
+		MinIdle: minIdle,
+		Reason:  fmt.Sprintf("delivered %d times without success (limit %d)", deliveries, c.cfg.maxDeliveries),
+	})
+	c.faults.observe(opMove, err)
+	switch {
+	case err != nil:
+		c.log.Warn("dead-lettering failed; retrying later", "id", id, "error", err)
+	case moved:
+		c.stats.deadLettered.Add(1)
+		c.log.Warn("entry past the delivery limit dead-lettered", "id", id, "deliveries", deliveries, "owner", owner)
+	}
+}

@@ -1,0 +1,112 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// The paths of a running consumer whose errors are tracked apart.
+const (
+	opRead    = "read"
+	opAck     = "acknowledge"
+	opClaim   = "claim"
+	opAudit   = "audit"
+	opLease   = "extend leases"
+	opMove    = "dead-letter"
+	opCleanup = "clean up consumers"
+)
+
+// errClass is what an error from Redis calls for.
+type errClass int
+
+const (
+	classTransient errClass = iota // retry with backoff
+	classTopology                  // refresh the client's view of the servers, then retry
+	classConfig                    // retrying cannot fix it: surfaced
+	classNoGroup                   // the group (or stream) is gone: recreate it
+)
+
+// classify sorts err.
+func classify(err error) errClass {
+	switch {
+	case redis.HasErrorPrefix(err, "NOGROUP"):
+		return classNoGroup
+	case isConfigError(err):
+		return classConfig
+	case errors.Is(err, redis.ErrClosed), errors.Is(err, syscall.ECONNREFUSED),
+		redis.HasErrorPrefix(err, "MOVED"), redis.HasErrorPrefix(err, "ASK"),
+		redis.HasErrorPrefix(err, "READONLY"), redis.HasErrorPrefix(err, "CLUSTERDOWN"),
+		redis.HasErrorPrefix(err, "MASTERDOWN"):
+		return classTopology
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return classTopology
+	}
+	return classTransient
+}
+
+// configAttempts is how many times in a row one path of a running consumer
+// meets a configuration error (NOPERM, WRONGTYPE, an unknown command…)
+// before Run stops and returns it.
+const configAttempts = 5
+
+// faults watches the errors of a running consumer's paths: a
+// configuration error that persists on one path for configAttempts
+// attempts in a row stops Run, which returns it wrapped in
+// midstream.ErrMisconfigured.
+type faults struct {
+	mu     sync.Mutex
+	streak map[string]int
+	stop   context.CancelCauseFunc // nil while not running
+}
+
+// observe records the outcome of one attempt of op (err nil: success) and
+// returns err's class.
+func (f *faults) observe(op string, err error) errClass {
+	if err == nil {
+		f.mu.Lock()
+		delete(f.streak, op)
+		f.mu.Unlock()
+		return classTransient
+	}
+	class := classify(err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if class != classConfig {
+		delete(f.streak, op)
+		return class
+	}
+	if f.streak == nil {
+		f.streak = make(map[string]int)
+	}
+	f.streak[op]++
+	if f.streak[op] >= configAttempts && f.stop != nil {
+		f.stop(fmt.Errorf("%w: consumer: %s: %w", midstream.ErrMisconfigured, op, err))
+	}
+	return class
+}
+
+// start arms f for one Run.
+func (f *faults) start(stop context.CancelCauseFunc) {
+	f.mu.Lock()
+	f.streak, f.stop = nil, stop
+	f.mu.Unlock()
+}
+
+// refresh makes the client look up the cluster's topology again after a
+// topology error (a dead master is otherwise noticed only by go-redis's
+// periodic reload).
+func (c *Consumer) refresh(ctx context.Context) {
+	if cc, ok := c.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
+}
