@@ -245,18 +245,26 @@ func (a *acker) finalFlush() {
 }
 
 // parkScript hands entries still pending for a consumer to another
-// (XCLAIM … JUSTID: the delivery count is unchanged, the idle time restarts).
+// (XCLAIM … JUSTID: the delivery count is unchanged, the idle time
+// restarts). An entry deleted from the stream meanwhile is acknowledged
+// instead (XCLAIM would drop it silently) and its ID returned.
 //
 // KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] new owner,
 // ARGV[4..] IDs.
 var parkScript = redis.NewScript(`
+local deleted = {}
 for i = 4, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p > 0 and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'JUSTID')
+    if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+      redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+      table.insert(deleted, ARGV[i])
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'JUSTID')
+    end
   end
 end
-return 0
+return deleted
 `)
 
 // flushParked hands the failed entries queued with giveBack to RetryOwner,
@@ -278,12 +286,17 @@ func (a *acker) flushParked(ctx context.Context) error {
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		err := parkScript.Run(ctx, c.client, []string{c.stream}, args...).Err()
+		deleted, err := parkScript.Run(ctx, c.client, []string{c.stream}, args...).StringSlice()
 		if err != nil && classify(err) != classNoGroup {
 			a.mu.Lock()
 			a.parked = append(ids[i:], a.parked...)
 			a.mu.Unlock()
 			return err
+		}
+		for _, id := range deleted {
+			c.stats.deleted.Add(1)
+			c.stats.acked.Add(1)
+			c.log.Warn("failed entry was deleted or trimmed from the stream; acknowledged it", "id", id)
 		}
 		a.ledger.release(chunk...)
 	}

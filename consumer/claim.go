@@ -130,6 +130,7 @@ func (c *Consumer) claim(ctx context.Context, d *dispatcher, ids []string) (int,
 	}
 	for _, id := range deletedRaw {
 		c.stats.deleted.Add(1)
+		c.stats.acked.Add(1)
 		c.log.Warn("pending entry was deleted or trimmed; acknowledged it", "id", id)
 	}
 	for _, raw := range expiredRaw {

@@ -18,6 +18,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 	for {
 		err := c.createGroup(ctx, c.cfg.start)
 		if err == nil {
+			c.createConsumer(ctx)
 			return nil
 		}
 		if redis.HasErrorPrefix(err, "NOPERM") && strings.Contains(err.Error(), "command") {
@@ -35,6 +36,16 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		if !b.wait(ctx) {
 			return ctx.Err()
 		}
+	}
+}
+
+// createConsumer registers the consumer in its group (XGROUP
+// CREATECONSUMER), so that it shows in XINFO CONSUMERS from the start:
+// Redis creates a consumer on its first delivery otherwise. A failure is
+// only logged: the first delivery creates it.
+func (c *Consumer) createConsumer(ctx context.Context) {
+	if err := c.client.XGroupCreateConsumer(ctx, c.stream, c.group, c.cfg.name).Err(); err != nil && ctx.Err() == nil {
+		c.log.Warn("cannot register the consumer in its group; its first delivery will", "error", err)
 	}
 }
 

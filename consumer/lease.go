@@ -130,6 +130,7 @@ func (c *Consumer) extendHeld(d *dispatcher, age time.Duration) {
 	for _, id := range res.deleted {
 		gone[id] = true
 		c.stats.deleted.Add(1)
+		c.stats.acked.Add(1)
 		c.log.Warn("entry in progress was deleted or trimmed from the stream; acknowledged it", "id", id)
 	}
 	if len(res.gone) > 0 {

@@ -101,8 +101,7 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 
 // workerMain runs one consumer configured by the environment until SIGTERM
 // (or SIGINT), then shuts it down gracefully and returns 0. It prints
-// "ready" on stdout once the consumer is registered in its group (its first
-// XREADGROUP ran). Problems go to stderr with a non-zero status.
+// "ready" on stdout once the consumer is registered in its group. Problems go to stderr with a non-zero status.
 func workerMain() int {
 	if err := runWorker(); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
@@ -202,8 +201,9 @@ func runWorker() error {
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(ctx) }()
 
-	// Ready once the consumer shows in the group, active since this process
-	// started (a reused name exists before).
+	// Ready once the consumer shows in the group (Run registers it with
+	// XGROUP CREATECONSUMER when it starts; a reused name exists before:
+	// then once Run has had time to start).
 	for ready := false; !ready; {
 		select {
 		case err := <-errc:
@@ -215,7 +215,7 @@ func runWorker() error {
 			continue // the group may not exist yet
 		}
 		for _, ci := range infos {
-			if ci.Name == name && ci.Idle < time.Since(started) {
+			if ci.Name == name && (ci.Idle < time.Since(started) || time.Since(started) > 200*time.Millisecond) {
 				ready = true
 			}
 		}
