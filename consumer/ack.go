@@ -260,7 +260,7 @@ for i = 4, #ARGV do
       redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
       table.insert(deleted, ARGV[i])
     else
-      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'JUSTID')
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'RETRYCOUNT', p[1][4], 'JUSTID')
     end
   end
 end

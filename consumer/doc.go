@@ -32,48 +32,80 @@
 // # Delivery
 //
 // A handler that returns nil acknowledges its entry. One that returns an
-// error, or panics (the panic is recovered as a *PanicError), leaves the entry
-// pending in the group; the failure is logged and counted in Stats.Failed,
-// and the reclaim loop delivers the entry again after its retry backoff. Run first
-// reads the consumer's own pending entries (XREADGROUP from ID 0, with
-// Message.Deliveries from XPENDING), then new ones; handlers of both may
-// overlap. A pending entry found deleted or trimmed from the stream is
-// acknowledged without a handler call and counted in Stats.Deleted. After a
-// failed read of new entries, whose reply may have been lost after Redis
-// delivered them, Run reads its own pending entries after the last one it saw
-// before reading new ones again (skipping those it already holds). Such a
-// reread counts as a delivery on the server: with WithMaxDeliveries(1) an
-// entry whose reply was lost is dead-lettered without a handler call.
+// error, or panics (the panic is recovered as a *PanicError), gives the entry
+// back: it stays pending in the group, handed to the group's consumer
+// RetryOwner (XCLAIM … JUSTID, keeping its delivery count), and the reclaim
+// loop of a consumer of the group delivers it again after its retry backoff.
+// The failure is logged and counted in Stats.Failed. A pending entry found
+// deleted or trimmed from the stream is acknowledged without a handler call
+// and counted in Stats.Deleted.
+//
+// # The ownership ledger
+//
+// Each running consumer keeps one record of the entries it holds: an entry
+// enters when a read of new entries, a claim or the audit returns it, and
+// leaves only when Redis has confirmed its XACK or its move to the
+// dead-letter stream, or when its handler failed and it was handed to
+// RetryOwner. Every path consults it, so no entry held by a live consumer
+// runs twice in it, whichever path returns it again:
+//
+//   - claims (the reclaim loop, the audit) skip held entries, and the
+//     claim script re-checks each entry's owner and idle time in Redis;
+//   - lease extension covers every held entry, running, waiting for a
+//     worker, or handled and waiting for its XACK; an entry found taken over
+//     by another consumer (its lease ran out, for example during a long
+//     outage) is not started;
+//   - the in-flight bound (WithMaxInFlight) counts held entries: a consumer
+//     whose acknowledgements cannot reach Redis stops reading instead of
+//     running more entries, and its memory stays bounded.
+//
+// Its memory is proportional to the in-flight bound, never to the stream or
+// the pending list.
+//
+// Entries a read delivered but whose reply was lost (a connection cut after
+// Redis executed the XREADGROUP, including when go-redis retried the command
+// itself and the consumer never saw an error), and entries a predecessor
+// under the same name left pending, are found by the audit: when Run starts,
+// after a failed read, and every AuditInterval, the consumer lists its own
+// pending entries idle for at least AuditIdle (XPENDING with its name) and
+// claims those it does not hold. On an idle consumer that is one XPENDING a
+// second that returns nothing; on a busy one, one XPENDING a second over its
+// own pending entries (at most the in-flight bound). A claim counts as a
+// delivery on the server.
 //
 // # Reclaim, retries and dead letters
 //
 // Every claim interval, each consumer's reclaim loop looks at the group's
-// pending entries (XPENDING with IDLE) and takes over, with XCLAIM, those
-// idle for longer than their retry backoff: the minimum idle time for an
-// entry delivered once, doubled for each further delivery, capped
-// (WithMinIdle, WithClaimInterval, WithRetryBackoff). That redelivers the
-// entries whose handler failed, those of consumers that crashed or hang, and
-// those whose XREADGROUP reply was lost. The claim is one script per pass
-// that re-checks each entry's idle time, so an entry another consumer just
-// took or extended is left alone; an entry deleted or trimmed while pending
-// is acknowledged instead and counted in Stats.Deleted. Message.Deliveries is
+// pending entries (XPENDING with IDLE), from where its last pass stopped, and
+// takes over, with XCLAIM, those idle for longer than their retry backoff: the
+// minimum idle time for an entry delivered once, doubled for each further
+// delivery, capped (WithMinIdle, WithClaimInterval, WithRetryBackoff). That
+// redelivers the entries whose handler failed (owned by RetryOwner) and those
+// of consumers that crashed or hang. A pass claims as many eligible entries
+// as the in-flight bound has room for, in chunks of the batch size, and goes
+// on through the pending list while eligible entries remain; while it waits
+// for room, reads of new entries leave room for it. An eligible entry it has
+// no room for is where the next pass starts: none is skipped. The claim is
+// one script per chunk that re-checks each entry's owner and idle time, so an
+// entry another consumer just took or extended is left alone. Message.Deliveries is
 // always the server's count.
 //
 // An entry delivered WithMaxDeliveries times without success moves to the
 // dead-letter stream (package deadletter; by default deadletter.Key of the
 // stream, in the same Redis Cluster slot) with its fields and provenance:
-// at once when its last handler call fails, or from the reclaim loop when its
-// owner died during that call. A permanent error (ErrPermanent, Permanent, a
-// *midstream.DecodeError) and an entry larger than WithMaxEntrySize move it
-// on the first delivery. The move is one script (XADD to the dead-letter
-// stream and XACK) that first checks the entry is still pending for the
-// consumer that failed it, so a late failure of a consumer that lost the
-// entry to another never dead-letters an entry the other handled.
+// at once when its last handler call fails, or from the reclaim loop (without
+// another delivery) when its owner died during that call. A permanent error
+// (ErrPermanent, Permanent, a *midstream.DecodeError) and an entry larger than
+// WithMaxEntrySize move it on the first delivery. The move first checks the
+// entry is still pending for the consumer that failed it, so a late failure
+// of a consumer that lost the entry to another never dead-letters an entry the
+// other handled; see deadletter.Queue.Move for what it guarantees. If the move
+// fails, the entry stays pending for the consumer and the audit takes it
+// again.
 //
-// Entries in flight (running, or read and waiting for a worker) have their
-// lease extended every third of the minimum idle time (XCLAIM to the same
-// consumer with JUSTID, only while it still owns them), so no reclaim loop
-// takes work in progress; Message.ExtendLease extends one explicitly.
+// Lease extension runs every third of the minimum idle time (XCLAIM to the
+// same consumer with JUSTID, only while it still owns the entry) for every
+// entry held longer than that; Message.ExtendLease extends one explicitly.
 //
 // The reclaim loop also deletes the group's consumers idle for longer than
 // WithConsumerCleanup that own no pending entries, checking that in the
@@ -82,10 +114,31 @@
 //
 // Acknowledgements are coalesced, many IDs per XACK: they are sent once the
 // ack batch is waiting or the ack interval after the first one waited,
-// whichever comes first, and at shutdown. An XACK that fails is retried; an
-// entry whose acknowledgement never reaches Redis stays pending and is
-// delivered again. Delivery is therefore at least once: make handlers
-// idempotent. They are called concurrently, for different entries.
+// whichever comes first, and at shutdown. An XACK that fails is retried,
+// and the entry stays held (with its lease) until one succeeds; an entry
+// whose acknowledgement never reaches Redis stays pending and is delivered
+// again. WithSyncAck makes each worker wait for its entry's XACK to be
+// confirmed before it takes the next one; WithOnAck reports confirmed
+// acknowledgements. Delivery is at least once: make handlers idempotent.
+// They are called concurrently, for different entries.
+//
+// # Errors
+//
+// Errors from Redis fall into classes, handled the same way by every path
+// (reading, acknowledging, claiming, auditing, extending leases,
+// dead-lettering, cleaning up):
+//
+//   - transient (a timeout, a lost connection, LOADING, BUSY, OOM, anything
+//     unknown): retried with backoff and jitter (reads and acknowledgements)
+//     or at the path's next interval;
+//   - topology (MOVED, ASK, READONLY, CLUSTERDOWN, MASTERDOWN, a refused
+//     connection, a closed client): the client's view of a cluster is
+//     refreshed (ReloadState), then retried as transient;
+//   - a missing group or stream (NOGROUP): the read loop recreates it;
+//   - configuration (NOPERM, WRONGTYPE, NOAUTH, WRONGPASS, an unknown
+//     command): logged and retried with backoff, and when one path meets
+//     such an error five times in a row, Run shuts down and returns it
+//     wrapped in midstream.ErrMisconfigured.
 //
 // # Options
 //
@@ -171,12 +224,11 @@
 // starts after are not delivered either if the stream was recreated with IDs
 // below the recreated group's start.
 //
-// Run returns only when ctx is cancelled (nil), or with the error when
-// creating the group fails in a way retrying cannot fix: the key holds
-// another type (WRONGTYPE), or the user may not run the command (NOPERM,
-// NOAUTH, WRONGPASS). Such errors met later, while reading, are logged and
-// retried. Run returns ErrRunning if the Consumer is already running; once
-// it has returned, it may run again.
+// Run returns nil when ctx is cancelled, or an error wrapping
+// midstream.ErrMisconfigured when creating the group fails in a way retrying
+// cannot fix (WRONGTYPE, NOPERM, NOAUTH, WRONGPASS) or such an error persists
+// while running (see Errors). Run returns ErrRunning if the Consumer is
+// already running; once it has returned, it may run again.
 //
 // A Consumer never closes the client it was given; close it after Run
 // returns. Its ReadTimeout need not exceed the block time: go-redis raises

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
 )
 
 // ensureGroup creates the group (and the stream, MKSTREAM) at the configured
@@ -30,7 +32,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 			return nil
 		}
 		if isConfigError(err) {
-			return fmt.Errorf("consumer: creating group %q on %q: %w", c.group, c.stream, err)
+			return fmt.Errorf("%w: consumer: creating group %q on %q: %w", midstream.ErrMisconfigured, c.group, c.stream, err)
 		}
 		c.log.Warn("cannot create group; retrying", "error", err)
 		if !b.wait(ctx) {

@@ -386,8 +386,7 @@ func TestRunRecoversPanic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The failed entry waits for its retry under RetryOwner. (miniredis
-	// counts XCLAIM … JUSTID as a delivery; Redis does not.)
+	// The failed entry waits for its retry under RetryOwner.
 	if len(pend) != 1 || pend[0].ID != ids[1] || pend[0].Consumer != consumer.RetryOwner {
 		t.Errorf("pending %+v, want only %s, owned by %s", pend, ids[1], consumer.RetryOwner)
 	}

@@ -30,7 +30,7 @@ for i = 3, #ARGV do
     redis.call('XACK', KEYS[1], ARGV[1], id)
     table.insert(deleted, id)
   else
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', p[1][4], 'JUSTID')
     n = n + 1
   end
 end
