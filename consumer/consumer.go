@@ -84,7 +84,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		return nil, err
 	}
 	if cfg.maxInFlight == 0 {
-		cfg.maxInFlight = max(2*cfg.batchSize, cfg.concurrency)
+		cfg.maxInFlight = max(2*cfg.batchSize+cfg.ackBatch, cfg.concurrency)
 	}
 	if cfg.maxInFlight < cfg.concurrency {
 		return nil, fmt.Errorf("%w: max in flight %d < concurrency %d", midstream.ErrInvalidOption, cfg.maxInFlight, cfg.concurrency)

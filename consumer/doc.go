@@ -154,8 +154,9 @@
 //     it is.
 //   - WithConcurrency: handlers running at once, DefaultConcurrency.
 //   - WithBatchSize: entries asked for per XREADGROUP (COUNT), DefaultBatchSize.
-//   - WithMaxInFlight: entries read but not yet handled; reading waits at the
-//     bound. Default: twice the batch size, or the concurrency if larger.
+//   - WithMaxInFlight: entries held (read or claimed, not yet acknowledged);
+//     reading waits at the bound. Default: twice the batch size plus the ack
+//     batch, or the concurrency if larger.
 //   - WithBlock: how long an XREADGROUP waits for new entries, DefaultBlock;
 //     from 1ms to MaxBlock.
 //   - WithHandlerTimeout: cancels each handler's ctx after a time. Default:

@@ -126,9 +126,11 @@ func WithBatchSize(n int) Option {
 	}
 }
 
-// WithMaxInFlight bounds the entries read but not yet handled; reading
-// waits while the bound is reached (back-pressure). Default: twice the batch
-// size, or the concurrency if larger. It must be at least the concurrency.
+// WithMaxInFlight bounds the entries the consumer holds: read or claimed
+// and not yet acknowledged (waiting for a worker, running, or waiting for
+// their XACK to be confirmed). Reading waits while the bound is reached
+// (back-pressure). Default: twice the batch size plus the ack batch, or the
+// concurrency if larger. It must be at least the concurrency.
 func WithMaxInFlight(n int) Option {
 	return func(c *config) {
 		if n < 1 {
