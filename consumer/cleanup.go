@@ -21,15 +21,24 @@ return 1
 `)
 
 // cleanupConsumers deletes the group's consumers idle past the configured
-// time that own nothing pending. A deleted consumer that is in fact alive is
-// recreated by its next read.
+// time that own nothing pending and have no recent heartbeat (see
+// AliveKey): a running midstream consumer is never deleted.
 func (c *Consumer) cleanupConsumers(ctx context.Context) error {
 	infos, err := c.client.XInfoConsumers(ctx, c.stream, c.group).Result()
 	if err != nil {
 		return err
 	}
+	var alive map[string]bool
 	for _, ci := range infos {
 		if ci.Name == c.cfg.name || ci.Pending > 0 || ci.Idle < c.cfg.consumerIdle {
+			continue
+		}
+		if alive == nil {
+			if alive, err = c.alive(ctx); err != nil {
+				return err
+			}
+		}
+		if alive[ci.Name] {
 			continue
 		}
 		n, err := deleteIdleConsumerScript.Run(ctx, c.client, []string{c.stream}, c.group, ci.Name).Int()

@@ -223,6 +223,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(leaseDone)
 		c.leaseLoop(leaseStop, d)
 	}()
+	c.heartbeat(runCtx)
 	// What a predecessor under the same name left pending, first.
 	_, err := c.audit(runCtx, d, 0)
 	c.report(runCtx, opAudit, err)
@@ -261,6 +262,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-leaseDone
 	acks.stop()
 	<-ackDone
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	c.farewell(fctx)
+	cancel()
 	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())
 	if err := context.Cause(runCtx); ctx.Err() == nil && errors.Is(err, midstream.ErrMisconfigured) {
 		c.log.Error("consumer stopped: Redis refuses its work", "error", err)

@@ -15,13 +15,12 @@ import (
 
 // The paths of a running consumer whose errors are tracked apart.
 const (
-	opRead    = "read"
-	opAck     = "acknowledge"
-	opClaim   = "claim"
-	opAudit   = "audit"
-	opLease   = "extend leases"
-	opMove    = "dead-letter"
-	opCleanup = "clean up consumers"
+	opRead  = "read"
+	opAck   = "acknowledge"
+	opClaim = "claim"
+	opAudit = "audit"
+	opLease = "extend leases"
+	opMove  = "dead-letter"
 )
 
 // errClass is what an error from Redis calls for.

@@ -39,6 +39,8 @@ func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher, poke <-chan s
 	defer audit.Stop()
 	claim := time.NewTimer(jitter(c.cfg.claimInterval))
 	defer claim.Stop()
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
 	cleanupEvery := max(c.cfg.claimInterval, min(time.Minute, c.cfg.consumerIdle))
 	var lastCleanup time.Time // the first pass cleans up
 	auditIdle := AuditIdle
@@ -46,6 +48,9 @@ func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher, poke <-chan s
 		select {
 		case <-ctx.Done():
 			return
+		case <-beat.C:
+			c.heartbeat(ctx)
+			continue
 		case <-poke: // a read failed: its reply may have been lost
 			auditIdle = 0
 			if !audit.Stop() {
@@ -59,8 +64,9 @@ func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher, poke <-chan s
 			c.reclaimPass(ctx, d)
 			if c.cfg.consumerIdle > 0 && time.Since(lastCleanup) >= cleanupEvery {
 				lastCleanup = time.Now()
-				err := c.cleanupConsumers(ctx)
-				if c.faults.observe(opCleanup, err); err != nil && ctx.Err() == nil {
+				// Cleanup is housekeeping: its errors are logged, never
+				// fatal (a least-privilege user may lack the commands).
+				if err := c.cleanupConsumers(ctx); err != nil && ctx.Err() == nil {
 					c.log.Warn("consumer cleanup failed", "error", err)
 				}
 			}

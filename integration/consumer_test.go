@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/consumer"
 	"github.com/midstream-go/midstream/integration/redistest"
 )
@@ -531,8 +532,8 @@ func TestConsumerConfigError(t *testing.T) {
 	}
 	c := newConsumer(t, srv.Client, key, "g", consumer.HandlerFunc(func(context.Context, *consumer.Message) error { return nil }))
 	err := c.Run(context.Background())
-	if err == nil || !redis.HasErrorPrefix(errors.Unwrap(err), "WRONGTYPE") {
-		t.Fatalf("Run on a string key: %v, want a WRONGTYPE error", err)
+	if !errors.Is(err, midstream.ErrMisconfigured) || !redis.HasErrorPrefix(err, "WRONGTYPE") {
+		t.Fatalf("Run on a string key: %v, want a WRONGTYPE error wrapped in ErrMisconfigured", err)
 	}
 }
 

@@ -72,3 +72,16 @@ func crc16(s string) uint16 {
 	}
 	return crc
 }
+
+// Beside returns key+suffix when that shares key's slot (key has a hash
+// tag), else "{"+key+"}"+suffix when that does, else key+suffix: a name for
+// a key that lives beside key in a cluster whenever that is possible.
+func Beside(key, suffix string) string {
+	if _, ok := HashTag(key); ok {
+		return key + suffix
+	}
+	if k := "{" + key + "}" + suffix; SameSlot(k, key) {
+		return k
+	}
+	return key + suffix
+}
