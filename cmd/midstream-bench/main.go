@@ -36,7 +36,7 @@ func main() {
 	seqN := flag.Int("seq", 30_000, "entries per sequential (one-at-a-time) publish run")
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
-	only := flag.String("only", "consume,publish,latency,sustained,observability", "sections to run")
+	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability", "sections to run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -66,6 +66,9 @@ func main() {
 	}
 	if sections["consume"] {
 		b.consume(*consumeN)
+	}
+	if sections["reclaim"] {
+		b.reclaim(*consumeN / 4)
 	}
 	if sections["publish"] {
 		b.publish(*seqN, *publishN)
@@ -135,6 +138,23 @@ func (b *runner) consume(n int) {
 		})
 		pair(fmt.Sprintf("%d consumer(s), XREADGROUP COUNT 100", consumers), raw, ms)
 	}
+}
+
+func (b *runner) reclaim(n int) {
+	fmt.Printf("\nreclaim: take over %d entries a crashed consumer left pending, one consumer, no-op handler\n", n)
+	orphan := func() string {
+		stream := b.key("reclaim")
+		if err := bench.Orphan(b.ctx, b.rdb, stream, "g", n); err != nil {
+			log.Fatal(err)
+		}
+		return stream
+	}
+	raw, ms := b.compare(func() (bench.Result, error) {
+		return bench.RawReclaim(b.ctx, b.rdb, orphan(), "g", n)
+	}, func() (bench.Result, error) {
+		return bench.Reclaim(b.ctx, b.rdb, orphan(), "g", n)
+	})
+	pair("XAUTOCLAIM 100 + XACK vs reclaim loop", raw, ms)
 }
 
 func (b *runner) producer(stream string, opts ...producer.Option) *producer.Producer[bench.Event] {

@@ -196,3 +196,57 @@ func Consume(ctx context.Context, rdb redis.UniversalClient, stream, group strin
 	wg.Wait()
 	return Result{N: n, Elapsed: elapsed}, ctx.Err()
 }
+
+// Orphan fills stream with n events, creates group and delivers every entry
+// to a consumer "crashed" that never acknowledges them: n pending entries
+// for another consumer to reclaim.
+func Orphan(ctx context.Context, rdb redis.UniversalClient, stream, group string, n int) error {
+	if err := Fill(ctx, rdb, stream, n); err != nil {
+		return err
+	}
+	if err := rdb.XGroupCreate(ctx, stream, group, "0").Err(); err != nil {
+		return err
+	}
+	for read := 0; read < n; {
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "crashed", Streams: []string{stream, ">"}, Count: 1000, Block: -1}).Result()
+		if err != nil {
+			return err
+		}
+		read += len(res[0].Messages)
+	}
+	time.Sleep(10 * time.Millisecond) // idle for longer than the reclaimers' minimum
+	return nil
+}
+
+// RawReclaim takes over the n entries Orphan left with the loop one writes
+// by hand: XAUTOCLAIM 100 at a time, then XACK them.
+func RawReclaim(ctx context.Context, rdb redis.UniversalClient, stream, group string, n int) (Result, error) {
+	start := time.Now()
+	cursor, acked := "0-0", 0
+	for acked < n {
+		msgs, next, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: stream, Group: group, Consumer: "raw", MinIdle: time.Millisecond, Start: cursor, Count: 100}).Result()
+		if err != nil {
+			return Result{}, err
+		}
+		cursor = next
+		if len(msgs) == 0 {
+			continue
+		}
+		ids := make([]string, len(msgs))
+		for i := range msgs {
+			ids[i] = msgs[i].ID
+		}
+		if err := rdb.XAck(ctx, stream, group, ids...).Err(); err != nil {
+			return Result{}, err
+		}
+		acked += len(ids)
+	}
+	return Result{N: n, Elapsed: time.Since(start)}, nil
+}
+
+// Reclaim takes over the n entries Orphan left with one midstream consumer
+// (minimum idle time 1ms) and a no-op handler, and returns when all n are
+// acknowledged.
+func Reclaim(ctx context.Context, rdb redis.UniversalClient, stream, group string, n int) (Result, error) {
+	return Consume(ctx, rdb, stream, group, n, 1, consumer.WithMinIdle(time.Millisecond), consumer.WithClaimInterval(time.Millisecond))
+}
