@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestSpawnedServerSurvivesKill checks each spawned backend through Start: an
@@ -71,5 +73,50 @@ func TestURLServerIsNotRestartable(t *testing.T) {
 	}
 	if err := s.Restart(); err != ErrNotRestartable {
 		t.Fatalf("Restart on a REDIS_URL server: %v", err)
+	}
+}
+
+// TestProxyDelayAndPause: DelayReplies holds replies back (commands still
+// run at once), Pause makes commands fail until Resume, Traffic counts.
+func TestProxyDelayAndPause(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	p := s.StartProxy(t)
+	c := s.NewClient(func(o *redis.Options) { o.Addr = p.Addr(); o.MaxRetries = -1; o.ReadTimeout = 2 * time.Second })
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	key := s.Key("k")
+	p.DelayReplies(300 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- c.Set(ctx, key, "v", 0).Err() }()
+	// The command runs at once; its reply comes later.
+	deadline := time.Now().Add(250 * time.Millisecond)
+	for s.Client.Get(ctx, key).Val() != "v" {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed command did not reach the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("reply arrived before the delay (%v)", err)
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p.DelayReplies(0)
+
+	p.Pause()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING through a paused proxy succeeded")
+	}
+	p.Resume()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING after Resume: %v", err)
+	}
+	if up, down := p.Traffic(); up == 0 || down == 0 {
+		t.Fatalf("traffic %d up, %d down", up, down)
 	}
 }
