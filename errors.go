@@ -43,10 +43,6 @@ var (
 	ErrMisconfigured = errors.New("midstream: redis refuses the command (misconfigured)")
 	// ErrMissingField reports a required field absent from an entry.
 	ErrMissingField = errors.New("midstream: missing field")
-	// ErrMisconfigured reports a command Redis keeps refusing for a reason
-	// retrying cannot fix (NOPERM, WRONGTYPE, an unknown command): a
-	// consumer's Run returns an error wrapping it.
-	ErrMisconfigured = errors.New("midstream: redis refuses the command (misconfigured)")
 )
 
 // EncodeError describes why a value could not be turned into entry fields.
