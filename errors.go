@@ -43,6 +43,15 @@ var (
 	ErrMisconfigured = errors.New("midstream: redis refuses the command (misconfigured)")
 	// ErrMissingField reports a required field absent from an entry.
 	ErrMissingField = errors.New("midstream: missing field")
+	// ErrMisconfigured reports that Redis refuses the work in a way
+	// retrying cannot fix: a missing ACL permission (NOPERM, also inside a
+	// script; NOAUTH, WRONGPASS), a key holding another type (WRONGTYPE),
+	// an unknown, renamed or disabled command. Long-running loops (a
+	// Trimmer's Run, for one) retry such an error a bounded number of times
+	// in case it was passing (an ACL being edited, a key being replaced),
+	// then return an error wrapping both ErrMisconfigured and the Redis
+	// error.
+	ErrMisconfigured = errors.New("midstream: redis refuses the command (misconfigured)")
 )
 
 // EncodeError describes why a value could not be turned into entry fields.
