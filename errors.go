@@ -35,12 +35,6 @@ var (
 	ErrReservedField = errors.New("midstream: reserved field name")
 	// ErrUnsupportedType reports a Go type a codec cannot represent.
 	ErrUnsupportedType = errors.New("midstream: unsupported type")
-	// ErrMisconfigured reports that Redis refuses the work in a way retrying
-	// cannot fix: a missing ACL permission (NOPERM, NOAUTH, WRONGPASS), a key
-	// of another type (WRONGTYPE), an unknown or disabled command. Long-running
-	// loops return an error wrapping it, and the Redis error, when such an
-	// error persists past a bounded number of attempts.
-	ErrMisconfigured = errors.New("midstream: redis refuses the command (misconfigured)")
 	// ErrMissingField reports a required field absent from an entry.
 	ErrMissingField = errors.New("midstream: missing field")
 	// ErrMisconfigured reports that Redis refuses the work in a way

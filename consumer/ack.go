@@ -140,13 +140,13 @@ func (a *acker) run() {
 			if class == classTopology {
 				c.refresh(a.quit)
 			}
-			if !b.wait(a.quit) {
+			if !b.Wait(a.quit) {
 				continue // quitting: the next loop turn flushes a last time
 			}
 			a.poke()
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if a.queued() > 0 {
 			a.poke()
 		}
@@ -229,7 +229,7 @@ func (a *acker) finalFlush() {
 		if err == nil {
 			break
 		}
-		if classify(err) == classConfig || !b.wait(ctx) {
+		if classify(err) == classConfig || !b.Wait(ctx) {
 			a.c.log.Error("could not acknowledge at shutdown; the entries stay pending", "count", a.queued(), "error", err)
 			break
 		}

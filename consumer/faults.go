@@ -2,15 +2,9 @@ package consumer
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"sync"
-	"syscall"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // The paths of a running consumer whose errors are tracked apart.
@@ -23,40 +17,23 @@ const (
 	opMove  = "dead-letter"
 )
 
-// errClass is what an error from Redis calls for.
-type errClass int
+// errClass is what an error from Redis calls for (see package rediserr).
+type errClass = rediserr.Class
 
 const (
-	classTransient errClass = iota // retry with backoff
-	classTopology                  // refresh the client's view of the servers, then retry
-	classConfig                    // retrying cannot fix it: surfaced
-	classNoGroup                   // the group (or stream) is gone: recreate it
+	classTransient = rediserr.Transient // retry with backoff
+	classTopology  = rediserr.Topology  // refresh the client's view of the servers, then retry
+	classConfig    = rediserr.Config    // retrying cannot fix it: surfaced
+	classNoGroup   = rediserr.NoGroup   // the group (or stream) is gone: recreate it
 )
 
 // classify sorts err.
-func classify(err error) errClass {
-	switch {
-	case redis.HasErrorPrefix(err, "NOGROUP"):
-		return classNoGroup
-	case isConfigError(err):
-		return classConfig
-	case errors.Is(err, redis.ErrClosed), errors.Is(err, syscall.ECONNREFUSED),
-		redis.HasErrorPrefix(err, "MOVED"), redis.HasErrorPrefix(err, "ASK"),
-		redis.HasErrorPrefix(err, "READONLY"), redis.HasErrorPrefix(err, "CLUSTERDOWN"),
-		redis.HasErrorPrefix(err, "MASTERDOWN"):
-		return classTopology
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return classTopology
-	}
-	return classTransient
-}
+func classify(err error) errClass { return rediserr.Classify(err) }
 
 // configAttempts is how many times in a row one path of a running consumer
 // meets a configuration error (NOPERM, WRONGTYPE, an unknown command…)
 // before Run stops and returns it.
-const configAttempts = 5
+const configAttempts = rediserr.ConfigAttempts
 
 // faults watches the errors of a running consumer's paths: a
 // configuration error that persists on one path for configAttempts
@@ -89,7 +66,7 @@ func (f *faults) observe(op string, err error) errClass {
 	}
 	f.streak[op]++
 	if f.streak[op] >= configAttempts && f.stop != nil {
-		f.stop(fmt.Errorf("%w: consumer: %s: %w", midstream.ErrMisconfigured, op, err))
+		f.stop(rediserr.Fatal("consumer: "+op, err))
 	}
 	return class
 }
@@ -104,8 +81,4 @@ func (f *faults) start(stop context.CancelCauseFunc) {
 // refresh makes the client look up the cluster's topology again after a
 // topology error (a dead master is otherwise noticed only by go-redis's
 // periodic reload).
-func (c *Consumer) refresh(ctx context.Context) {
-	if cc, ok := c.client.(*redis.ClusterClient); ok {
-		cc.ReloadState(ctx)
-	}
-}
+func (c *Consumer) refresh(ctx context.Context) { rediserr.Refresh(ctx, c.client) }

@@ -3,13 +3,11 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"strings"
-	"time"
-
 	"github.com/redis/go-redis/v9"
+	"strings"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // ensureGroup creates the group (and the stream, MKSTREAM) at the configured
@@ -35,7 +33,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 			return fmt.Errorf("%w: consumer: creating group %q on %q: %w", midstream.ErrMisconfigured, c.group, c.stream, err)
 		}
 		c.log.Warn("cannot create group; retrying", "error", err)
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return ctx.Err()
 		}
 	}
@@ -84,41 +82,8 @@ func (c *Consumer) recoverGroup(ctx context.Context) error {
 	return nil
 }
 
-// isConfigError reports errors that retrying cannot fix: the key holds
-// another type, or the user is not allowed to run stream commands.
-func isConfigError(err error) bool {
-	for _, prefix := range []string{"WRONGTYPE", "NOPERM", "NOAUTH", "WRONGPASS"} {
-		if redis.HasErrorPrefix(err, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-func isNoGroup(err error) bool { return redis.HasErrorPrefix(err, "NOGROUP") }
+// isConfigError reports errors that retrying cannot fix.
+func isConfigError(err error) bool { return classify(err) == classConfig }
 
 // backoff waits exponentially longer between retries, with jitter.
-type backoff struct{ n int }
-
-const (
-	backoffMin = 50 * time.Millisecond
-	backoffMax = 5 * time.Second
-)
-
-// wait sleeps for the next backoff interval; it returns false if ctx ended.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := backoffMin << min(b.n, 10)
-	d = min(d, backoffMax)
-	d = d/2 + rand.N(d/2+1)
-	b.n++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (b *backoff) reset() { b.n = 0 }
+type backoff = rediserr.Backoff

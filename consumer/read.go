@@ -54,12 +54,12 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 				default:
 				}
 			}
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				break
 			}
 			continue
 		}
-		b.reset()
+		b.Reset()
 		if len(msgs) < n {
 			d.ledger.unreserve(n - len(msgs))
 		}
