@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -416,6 +417,18 @@ func TestCheckStream(t *testing.T) {
 		err := midstream.CheckStream(name)
 		if (err == nil) != ok || (err != nil && !errors.Is(err, midstream.ErrInvalidStream)) {
 			t.Errorf("CheckStream(%q) = %v", name, err)
+		}
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for name, ok := range map[string]bool{"billing": true, "worker-1": true, "a b": true, "": false, "x\n": false, "a\x00b": false, "a\x7fb": false} {
+		err := midstream.CheckName("group", name)
+		if (err == nil) != ok || (err != nil && (!errors.Is(err, midstream.ErrInvalidOption) || errors.Is(err, midstream.ErrInvalidStream))) {
+			t.Errorf("CheckName(%q) = %v", name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "group") {
+			t.Errorf("CheckName(%q) = %v, does not say which name", name, err)
 		}
 	}
 }

@@ -123,13 +123,33 @@ func (id ID) IsZero() bool { return id == ID{} }
 // refused because they are almost always a bug (an unset variable, a stray
 // newline) and make keys unreadable in redis-cli.
 func CheckStream(name string) error {
+	if problem := nameProblem(name); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidStream, problem)
+	}
+	return nil
+}
+
+// CheckName applies the rules of CheckStream to the other names midstream
+// sends to Redis (consumer groups, consumer names, pub/sub channels, key
+// prefixes): it returns an error wrapping ErrInvalidOption when name is
+// empty or holds ASCII control characters. what says which name it is in
+// the message ("group", "consumer name").
+func CheckName(what, name string) error {
+	if problem := nameProblem(name); problem != "" {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidOption, what, problem)
+	}
+	return nil
+}
+
+// nameProblem says what is wrong with a stream or other name, or "".
+func nameProblem(name string) string {
 	if name == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidStream)
+		return "empty"
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%w: %q holds control character %#x", ErrInvalidStream, name, c)
+			return fmt.Sprintf("%q holds control character %#x", name, c)
 		}
 	}
-	return nil
+	return ""
 }

@@ -43,7 +43,9 @@ type Consumer struct {
 
 // New returns a consumer of stream in group, handing each entry to h. The
 // caller keeps ownership of client. Bad arguments fail here with an error
-// wrapping midstream.ErrInvalidOption or midstream.ErrInvalidStream.
+// wrapping midstream.ErrInvalidOption or midstream.ErrInvalidStream: a nil
+// client or handler (a nil HandlerFunc included), a group name that is
+// empty or holds control characters, a bad option (see Option).
 func New(client redis.UniversalClient, stream, group string, h Handler, opts ...Option) (*Consumer, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
@@ -51,49 +53,19 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if err := midstream.CheckStream(stream); err != nil {
 		return nil, err
 	}
-	if group == "" {
-		return nil, fmt.Errorf("%w: empty group name", midstream.ErrInvalidOption)
-	}
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil handler", midstream.ErrInvalidOption)
-	}
-	if b, ok := h.(brokenHandler); ok {
-		return nil, b.err
-	}
-	cfg := config{
-		start:           StartNew,
-		concurrency:     DefaultConcurrency,
-		batchSize:       DefaultBatchSize,
-		block:           DefaultBlock,
-		shutdownTimeout: DefaultShutdownTimeout,
-		ackBatch:        DefaultAckBatch,
-		ackInterval:     DefaultAckInterval,
-		minIdle:         DefaultMinIdle,
-		maxBackoff:      DefaultMaxRetryBackoff,
-		maxDeliveries:   DefaultMaxDeliveries,
-		maxEntrySize:    DefaultMaxEntrySize,
-		consumerIdle:    DefaultConsumerIdleTime,
-	}
-	for _, o := range opts {
-		if o == nil {
-			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
-		}
-		o(&cfg)
-	}
-	if err := errors.Join(cfg.errs...); err != nil {
+	if err := midstream.CheckName("group", group); err != nil {
 		return nil, err
 	}
-	if cfg.maxInFlight == 0 {
-		cfg.maxInFlight = max(2*cfg.batchSize+cfg.ackBatch, cfg.concurrency)
+	if err := checkHandler(h); err != nil {
+		return nil, err
 	}
-	if cfg.maxInFlight < cfg.concurrency {
-		return nil, fmt.Errorf("%w: max in flight %d < concurrency %d", midstream.ErrInvalidOption, cfg.maxInFlight, cfg.concurrency)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.name == "" {
-		cfg.name = defaultName()
-	}
-	if cfg.claimInterval == 0 {
-		cfg.claimInterval = min(DefaultClaimInterval, cfg.minIdle)
+	handler := Chain(h, cfg.middleware...)
+	if err := checkHandler(handler); err != nil {
+		return nil, fmt.Errorf("%w (returned by a middleware)", err)
 	}
 	if cfg.dlq == nil {
 		q, err := deadletter.New(client, stream, deadLetterOptions(cfg.otel)...)
@@ -111,7 +83,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		client:  client,
 		stream:  stream,
 		group:   group,
-		handler: Chain(h, cfg.middleware...),
+		handler: handler,
 		cfg:     cfg,
 		dlq:     cfg.dlq,
 	}

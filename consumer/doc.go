@@ -142,21 +142,30 @@
 //
 // # Options
 //
-// Options are checked by New; a bad value fails with an error wrapping
-// midstream.ErrInvalidOption.
+// Options are checked by New, by the rule every midstream package follows:
+// an option given its zero value (0, "") means its default, exactly as if
+// it were left out; a negative value, or one outside the option's
+// documented range (its Max… constant), fails with an error wrapping
+// midstream.ErrInvalidOption, as does a nil handler (a nil HandlerFunc
+// included), middleware, logger, provider or dead-letter queue. Nothing is
+// sized from a number before it is checked.
 //
-//   - WithName: the consumer's name in the group. Default: host name, process
-//     ID and a random suffix, unique per Consumer. A fixed name lets a
-//     restarted process finish what its predecessor left pending; two live
-//     consumers must never share a name.
+//   - WithName: the consumer's name in the group, checked like a stream
+//     name (midstream.CheckName). Default: host name, process ID and a
+//     random suffix, unique per Consumer. A fixed name lets a restarted
+//     process finish what its predecessor left pending; two live consumers
+//     must never share a name. The group name is checked the same way.
 //   - WithStart: where a group the consumer creates starts: StartNew (the
 //     default), StartBeginning or an entry ID. An existing group is left as
 //     it is.
-//   - WithConcurrency: handlers running at once, DefaultConcurrency.
-//   - WithBatchSize: entries asked for per XREADGROUP (COUNT), DefaultBatchSize.
+//   - WithConcurrency: handlers running at once, DefaultConcurrency, at most
+//     MaxConcurrency.
+//   - WithBatchSize: entries asked for per XREADGROUP (COUNT),
+//     DefaultBatchSize, at most MaxBatchSize.
 //   - WithMaxInFlight: entries held (read or claimed, not yet acknowledged);
 //     reading waits at the bound. Default: twice the batch size plus the ack
-//     batch, or the concurrency if larger.
+//     batch, or the concurrency if larger; at least the concurrency, at most
+//     MaxInFlight.
 //   - WithBlock: how long an XREADGROUP waits for new entries, DefaultBlock;
 //     from 1ms to MaxBlock.
 //   - WithHandlerTimeout: cancels each handler's ctx after a time. Default:
@@ -164,16 +173,20 @@
 //   - WithShutdownTimeout: the grace period of a shutdown,
 //     DefaultShutdownTimeout.
 //   - WithAcks: the ack batch and interval, DefaultAckBatch and
-//     DefaultAckInterval.
+//     DefaultAckInterval, at most MaxAckBatch and MaxAckInterval.
 //   - WithMinIdle, WithClaimInterval, WithRetryBackoff: when idle entries
 //     are delivered again, DefaultMinIdle, DefaultClaimInterval and
-//     DefaultMaxRetryBackoff.
+//     DefaultMaxRetryBackoff; from 1ms to MaxMinIdle, MaxClaimInterval and
+//     MaxRetryBackoff.
 //   - WithMaxDeliveries: deliveries before the dead-letter stream,
-//     DefaultMaxDeliveries. WithMaxEntrySize: larger entries are
-//     dead-lettered unhandled, DefaultMaxEntrySize. WithDeadLetter: the
-//     dead-letter queue.
+//     DefaultMaxDeliveries, at most MaxDeliveries. WithMaxEntrySize: larger
+//     entries are dead-lettered unhandled, DefaultMaxEntrySize, at most
+//     MaxEntrySize. WithDeadLetter: the dead-letter queue.
 //   - WithConsumerCleanup, WithoutConsumerCleanup: deleting idle consumers
-//     that own nothing, after DefaultConsumerIdleTime.
+//     that own nothing, after DefaultConsumerIdleTime (at least 1s).
+//   - WithSyncAck: each worker waits for its entry's XACK to be confirmed
+//     before it takes the next. WithOnAck: a hook called with the IDs of
+//     confirmed acknowledgements.
 //   - WithLogger: a *slog.Logger. Default: silent.
 //   - WithMiddleware: wraps the handler, as Chain does; the first is the
 //     outermost.

@@ -85,7 +85,7 @@ type Handler interface {
 	Handle(ctx context.Context, m *Message) error
 }
 
-// HandlerFunc adapts a function to a Handler.
+// HandlerFunc adapts a function to a Handler. New refuses a nil one.
 type HandlerFunc func(ctx context.Context, m *Message) error
 
 // Handle calls f(ctx, m).
@@ -128,6 +128,22 @@ func TypedCodec[T any](c midstream.Codec[T], fn func(ctx context.Context, v T, m
 		}
 		return fn(ctx, v, m)
 	})
+}
+
+// checkHandler refuses what would fail every message: a nil Handler, a
+// nil HandlerFunc, and the construction error a brokenHandler carries.
+func checkHandler(h Handler) error {
+	switch h := h.(type) {
+	case nil:
+		return fmt.Errorf("%w: nil handler", midstream.ErrInvalidOption)
+	case HandlerFunc:
+		if h == nil {
+			return fmt.Errorf("%w: nil HandlerFunc", midstream.ErrInvalidOption)
+		}
+	case brokenHandler:
+		return h.err
+	}
+	return nil
 }
 
 // brokenHandler carries a construction error to New.

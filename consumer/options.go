@@ -1,16 +1,20 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/deadletter"
+	"github.com/midstream-go/midstream/internal/option"
 	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
-// Defaults for the options. A zero or absent option means the default.
+// Defaults for the options. Giving an option its zero value (0, "") is
+// the same as leaving it out: the default applies.
 const (
 	DefaultConcurrency     = 10
 	DefaultBatchSize       = 100
@@ -18,9 +22,6 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultAckBatch        = 100
 	DefaultAckInterval     = 5 * time.Millisecond
-	// MaxBlock bounds WithBlock: a consumer blocked in XREADGROUP notices a
-	// shutdown only when the call returns.
-	MaxBlock = time.Minute
 
 	DefaultMinIdle          = 30 * time.Second
 	DefaultClaimInterval    = 5 * time.Second
@@ -30,13 +31,57 @@ const (
 	DefaultConsumerIdleTime = time.Hour
 )
 
+// Bounds of the options. New refuses a larger value (and a negative one)
+// with an error wrapping midstream.ErrInvalidOption, before anything is
+// sized from it.
+const (
+	// MaxConcurrency bounds WithConcurrency. Run starts one goroutine per
+	// handler slot; past a few thousand handlers, a second process serves
+	// better than a larger one.
+	MaxConcurrency = 4096
+	// MaxBatchSize bounds WithBatchSize (XREADGROUP COUNT). A read's reply
+	// is held in memory whole; a few hundred entries already amortise the
+	// round trip.
+	MaxBatchSize = 10_000
+	// MaxInFlight bounds WithMaxInFlight. Every entry in flight is held in
+	// memory, and Run sizes its queues from the bound before it reads any
+	// (a few bytes per entry: a couple of MB at MaxInFlight).
+	MaxInFlight = 100_000
+	// MaxAckBatch bounds the batch of WithAcks: the IDs of one XACK.
+	MaxAckBatch = 10_000
+	// MaxAckInterval bounds the interval of WithAcks. A full batch is sent
+	// at once whatever the interval; a long one only widens the window in
+	// which a crash redelivers handled entries.
+	MaxAckInterval = time.Hour
+	// MaxBlock bounds WithBlock: a consumer blocked in XREADGROUP notices a
+	// shutdown only when the call returns.
+	MaxBlock = time.Minute
+	// MaxMinIdle bounds WithMinIdle: the entries of a consumer that died
+	// wait that long before another takes them.
+	MaxMinIdle = 24 * time.Hour
+	// MaxClaimInterval bounds WithClaimInterval.
+	MaxClaimInterval = time.Hour
+	// MaxRetryBackoff bounds WithRetryBackoff.
+	MaxRetryBackoff = 7 * 24 * time.Hour
+	// MaxDeliveries bounds WithMaxDeliveries. Past it, retrying has become
+	// waiting: dead-letter the entry and redrive it once the cause is
+	// fixed (package deadletter).
+	MaxDeliveries = 1000
+	// MaxEntrySize bounds WithMaxEntrySize: 512 MiB, the largest string
+	// Redis accepts by default (proto-max-bulk-len).
+	MaxEntrySize = 512 << 20
+)
+
 // Start positions for a group created by the consumer.
 const (
 	StartNew       = "$" // only entries added after the group is created (default)
 	StartBeginning = "0" // every entry in the stream
 )
 
-// Option configures a Consumer. Options are checked by New.
+// Option configures a Consumer. Options are checked by New: a zero value
+// means the default, a negative one or one above its Max… bound fails, as
+// does a nil function, logger, provider or queue, with an error wrapping
+// midstream.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
@@ -58,7 +103,7 @@ type config struct {
 	maxDeliveries   int
 	maxEntrySize    int
 	dlq             *deadletter.Queue
-	consumerIdle    time.Duration // 0: no cleanup
+	consumerIdle    time.Duration // < 0: no cleanup (WithoutConsumerCleanup)
 	otel            telemetry.Providers
 	syncAck         bool
 	onAck           func(ids []string)
@@ -69,15 +114,68 @@ func (c *config) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
 }
 
-// WithName sets the consumer's name in the group. The default is unique per
-// Consumer: host name, process ID and a random suffix. A stable name (one
-// per instance, such as a pod name) lets a restarted process finish the
-// entries its predecessor left pending; two live consumers must never share
-// one.
+// check records err, if any.
+func (c *config) check(err error) {
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
+}
+
+// newConfig applies opts over the defaults, checks the result and fills in
+// the defaults derived from other options.
+func newConfig(opts []Option) (config, error) {
+	cfg := config{
+		start:           StartNew,
+		concurrency:     DefaultConcurrency,
+		batchSize:       DefaultBatchSize,
+		block:           DefaultBlock,
+		shutdownTimeout: DefaultShutdownTimeout,
+		ackBatch:        DefaultAckBatch,
+		ackInterval:     DefaultAckInterval,
+		minIdle:         DefaultMinIdle,
+		maxBackoff:      DefaultMaxRetryBackoff,
+		maxDeliveries:   DefaultMaxDeliveries,
+		maxEntrySize:    DefaultMaxEntrySize,
+		consumerIdle:    DefaultConsumerIdleTime,
+	}
+	for _, o := range opts {
+		if o == nil {
+			return config{}, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
+		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return config{}, err
+	}
+	if cfg.maxInFlight == 0 {
+		// Both are bounded: no overflow, and at most MaxInFlight.
+		cfg.maxInFlight = min(max(2*cfg.batchSize+cfg.ackBatch, cfg.concurrency), MaxInFlight)
+	}
+	if cfg.maxInFlight < cfg.concurrency {
+		return config{}, fmt.Errorf("%w: max in flight %d < concurrency %d", midstream.ErrInvalidOption, cfg.maxInFlight, cfg.concurrency)
+	}
+	if cfg.name == "" {
+		cfg.name = defaultName()
+	}
+	if cfg.claimInterval == 0 {
+		cfg.claimInterval = min(DefaultClaimInterval, cfg.minIdle)
+	}
+	return cfg, nil
+}
+
+// WithName sets the consumer's name in the group, checked like a stream
+// name (midstream.CheckName). The default is unique per Consumer: host
+// name, process ID and a random suffix. A stable name (one per instance,
+// such as a pod name) lets a restarted process finish the entries its
+// predecessor left pending; two live consumers must never share one.
 func WithName(name string) Option {
 	return func(c *config) {
 		if name == "" {
-			c.fail("empty consumer name")
+			c.name = ""
+			return
+		}
+		if err := midstream.CheckName("consumer name", name); err != nil {
+			c.check(err)
 			return
 		}
 		if name == RetryOwner {
@@ -93,7 +191,12 @@ func WithName(name string) Option {
 // it). It has no effect on an existing group.
 func WithStart(id string) Option {
 	return func(c *config) {
-		if id != StartNew {
+		switch id {
+		case "":
+			c.start = StartNew
+			return
+		case StartNew:
+		default:
 			if _, err := midstream.ParseID(id); err != nil {
 				c.errs = append(c.errs, fmt.Errorf("%w: start: %w", midstream.ErrInvalidOption, err))
 				return
@@ -103,41 +206,31 @@ func WithStart(id string) Option {
 	}
 }
 
-// WithConcurrency sets how many handlers run at once. Default DefaultConcurrency.
+// WithConcurrency sets how many handlers run at once, at most
+// MaxConcurrency. Default DefaultConcurrency.
 func WithConcurrency(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("concurrency %d < 1", n)
-			return
-		}
-		c.concurrency = n
+		c.check(option.Set(&c.concurrency, "concurrency", n, DefaultConcurrency, 1, MaxConcurrency))
 	}
 }
 
-// WithBatchSize sets how many entries one XREADGROUP asks for (COUNT).
-// Default DefaultBatchSize.
+// WithBatchSize sets how many entries one XREADGROUP asks for (COUNT), at
+// most MaxBatchSize. Default DefaultBatchSize.
 func WithBatchSize(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("batch size %d < 1", n)
-			return
-		}
-		c.batchSize = n
+		c.check(option.Set(&c.batchSize, "batch size", n, DefaultBatchSize, 1, MaxBatchSize))
 	}
 }
 
 // WithMaxInFlight bounds the entries the consumer holds: read or claimed
 // and not yet acknowledged (waiting for a worker, running, or waiting for
 // their XACK to be confirmed). Reading waits while the bound is reached
-// (back-pressure). Default: twice the batch size plus the ack batch, or the
-// concurrency if larger. It must be at least the concurrency.
+// (back-pressure). It must be at least the concurrency and at most
+// MaxInFlight. Default: twice the batch size plus the ack batch, or the
+// concurrency if larger.
 func WithMaxInFlight(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("max in flight %d < 1", n)
-			return
-		}
-		c.maxInFlight = n
+		c.check(option.Set(&c.maxInFlight, "max in flight", n, 0, 1, MaxInFlight))
 	}
 }
 
@@ -147,11 +240,7 @@ func WithMaxInFlight(n int) Option {
 // return, so it also bounds how long stopping takes. Default DefaultBlock.
 func WithBlock(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Millisecond || d > MaxBlock {
-			c.fail("block %s not within [1ms, %s]", d, MaxBlock)
-			return
-		}
-		c.block = d
+		c.check(option.Set(&c.block, "block", d, DefaultBlock, time.Millisecond, MaxBlock))
 	}
 }
 
@@ -159,11 +248,7 @@ func WithBlock(d time.Duration) Option {
 // per-message timeout.
 func WithHandlerTimeout(d time.Duration) Option {
 	return func(c *config) {
-		if d <= 0 {
-			c.fail("handler timeout %s <= 0", d)
-			return
-		}
-		c.handlerTimeout = d
+		c.check(option.Set(&c.handlerTimeout, "handler timeout", d, 0, 1, math.MaxInt64))
 	}
 }
 
@@ -173,25 +258,19 @@ func WithHandlerTimeout(d time.Duration) Option {
 // pending. Default DefaultShutdownTimeout.
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(c *config) {
-		if d <= 0 {
-			c.fail("shutdown timeout %s <= 0", d)
-			return
-		}
-		c.shutdownTimeout = d
+		c.check(option.Set(&c.shutdownTimeout, "shutdown timeout", d, DefaultShutdownTimeout, 1, math.MaxInt64))
 	}
 }
 
 // WithAcks sets how acknowledgements are coalesced: they are sent (many IDs
 // per XACK, pipelined) once batch are waiting or interval after the first
-// one waited, whichever comes first, and always at shutdown. Defaults
-// DefaultAckBatch and DefaultAckInterval.
+// one waited, whichever comes first, and always at shutdown. The batch is
+// at most MaxAckBatch, the interval at most MaxAckInterval. Defaults
+// DefaultAckBatch and DefaultAckInterval, each where zero.
 func WithAcks(batch int, interval time.Duration) Option {
 	return func(c *config) {
-		if batch < 1 || interval <= 0 {
-			c.fail("acks: batch %d < 1 or interval %s <= 0", batch, interval)
-			return
-		}
-		c.ackBatch, c.ackInterval = batch, interval
+		c.check(option.Set(&c.ackBatch, "ack batch", batch, DefaultAckBatch, 1, MaxAckBatch))
+		c.check(option.Set(&c.ackInterval, "ack interval", interval, DefaultAckInterval, 1, MaxAckInterval))
 	}
 }
 
@@ -225,65 +304,46 @@ func WithMiddleware(mws ...Middleware) Option {
 // over and delivers it again (XCLAIM): a consumer that crashed or hangs
 // loses its entries after that time. Handlers running longer have their
 // lease extended every third of it, so work in progress is not taken.
-// Default DefaultMinIdle.
+// Between 1ms and MaxMinIdle. Default DefaultMinIdle.
 func WithMinIdle(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Millisecond {
-			c.fail("min idle %s < 1ms", d)
-			return
-		}
-		c.minIdle = d
+		c.check(option.Set(&c.minIdle, "min idle", d, DefaultMinIdle, time.Millisecond, MaxMinIdle))
 	}
 }
 
-// WithClaimInterval sets how often the reclaim loop looks for idle entries.
-// Default DefaultClaimInterval, or the minimum idle time if that is shorter.
+// WithClaimInterval sets how often the reclaim loop looks for idle entries,
+// between 1ms and MaxClaimInterval. Default DefaultClaimInterval, or the
+// minimum idle time if that is shorter.
 func WithClaimInterval(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Millisecond {
-			c.fail("claim interval %s < 1ms", d)
-			return
-		}
-		c.claimInterval = d
+		c.check(option.Set(&c.claimInterval, "claim interval", d, 0, time.Millisecond, MaxClaimInterval))
 	}
 }
 
 // WithRetryBackoff caps the retry backoff. An entry delivered n times is
 // delivered again once idle for the minimum idle time times 2^(n-1), capped
-// at max. Default DefaultMaxRetryBackoff.
+// at max. Between 1ms and MaxRetryBackoff. Default DefaultMaxRetryBackoff.
 func WithRetryBackoff(max time.Duration) Option {
 	return func(c *config) {
-		if max < time.Millisecond {
-			c.fail("max retry backoff %s < 1ms", max)
-			return
-		}
-		c.maxBackoff = max
+		c.check(option.Set(&c.maxBackoff, "max retry backoff", max, DefaultMaxRetryBackoff, time.Millisecond, MaxRetryBackoff))
 	}
 }
 
 // WithMaxDeliveries sets how many times an entry is delivered before it is
-// dead-lettered instead of being delivered again. Default
-// DefaultMaxDeliveries.
+// dead-lettered instead of being delivered again, at most MaxDeliveries.
+// Default DefaultMaxDeliveries.
 func WithMaxDeliveries(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("max deliveries %d < 1", n)
-			return
-		}
-		c.maxDeliveries = n
+		c.check(option.Set(&c.maxDeliveries, "max deliveries", n, DefaultMaxDeliveries, 1, MaxDeliveries))
 	}
 }
 
 // WithMaxEntrySize dead-letters, without calling the handler, entries
-// larger than n bytes of field names and values. Default
-// DefaultMaxEntrySize (the producer's default limit).
+// larger than n bytes of field names and values; n is at most
+// MaxEntrySize. Default DefaultMaxEntrySize (the producer's default limit).
 func WithMaxEntrySize(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("max entry size %d < 1", n)
-			return
-		}
-		c.maxEntrySize = n
+		c.check(option.Set(&c.maxEntrySize, "max entry size", n, DefaultMaxEntrySize, 1, MaxEntrySize))
 	}
 }
 
@@ -301,15 +361,12 @@ func WithDeadLetter(q *deadletter.Queue) Option {
 }
 
 // WithConsumerCleanup deletes, from the reclaim loop, the group's consumers
-// idle for longer than d that own no pending entries (a consumer that owns
-// pending entries is never deleted). Default DefaultConsumerIdleTime.
+// idle for longer than d, at least a second, that own no pending entries (a
+// consumer that owns pending entries is never deleted). Default
+// DefaultConsumerIdleTime.
 func WithConsumerCleanup(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Second {
-			c.fail("consumer idle time %s < 1s", d)
-			return
-		}
-		c.consumerIdle = d
+		c.check(option.Set(&c.consumerIdle, "consumer idle time", d, DefaultConsumerIdleTime, time.Second, math.MaxInt64))
 	}
 }
 

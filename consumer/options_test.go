@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -69,39 +70,65 @@ func TestNewRejects(t *testing.T) {
 		{"NUL in stream", func(a *newArgs) { a.stream = "jo\x00bs" }, midstream.ErrInvalidStream},
 		{"DEL in stream", func(a *newArgs) { a.stream = "jo\x7fbs" }, midstream.ErrInvalidStream},
 		{"empty group", func(a *newArgs) { a.group = "" }, midstream.ErrInvalidOption},
+		{"newline in group", func(a *newArgs) { a.group = "workers\n" }, midstream.ErrInvalidOption},
+		{"NUL in group", func(a *newArgs) { a.group = "wor\x00kers" }, midstream.ErrInvalidOption},
+		{"DEL in group", func(a *newArgs) { a.group = "wor\x7fkers" }, midstream.ErrInvalidOption},
 		{"nil handler", handler(nil), midstream.ErrInvalidOption},
 		{"nil option", opts(consumer.WithConcurrency(2), nil), midstream.ErrInvalidOption},
-		{"empty name", opts(consumer.WithName("")), midstream.ErrInvalidOption},
+		{"newline in name", opts(consumer.WithName("worker-1\n")), midstream.ErrInvalidOption},
+		{"tab in name", opts(consumer.WithName("worker\t1")), midstream.ErrInvalidOption},
 		{"bogus start", opts(consumer.WithStart("bogus")), midstream.ErrInvalidOption},
 		{"bogus start is an invalid ID", opts(consumer.WithStart("bogus")), midstream.ErrInvalidID},
 		{"start >", opts(consumer.WithStart(">")), midstream.ErrInvalidOption},
-		{"empty start", opts(consumer.WithStart("")), midstream.ErrInvalidOption},
-		{"concurrency 0", opts(consumer.WithConcurrency(0)), midstream.ErrInvalidOption},
 		{"concurrency -1", opts(consumer.WithConcurrency(-1)), midstream.ErrInvalidOption},
-		{"batch size 0", opts(consumer.WithBatchSize(0)), midstream.ErrInvalidOption},
-		{"max in flight 0", opts(consumer.WithMaxInFlight(0)), midstream.ErrInvalidOption},
+		{"concurrency above max", opts(consumer.WithConcurrency(consumer.MaxConcurrency + 1)), midstream.ErrInvalidOption},
+		{"concurrency 1e6", opts(consumer.WithConcurrency(1e6)), midstream.ErrInvalidOption},
+		{"concurrency MaxInt", opts(consumer.WithConcurrency(math.MaxInt)), midstream.ErrInvalidOption},
+		{"batch size -1", opts(consumer.WithBatchSize(-1)), midstream.ErrInvalidOption},
+		{"batch size above max", opts(consumer.WithBatchSize(consumer.MaxBatchSize + 1)), midstream.ErrInvalidOption},
+		{"batch size 1e9", opts(consumer.WithBatchSize(1_000_000_000)), midstream.ErrInvalidOption},
+		{"batch size MaxInt", opts(consumer.WithBatchSize(math.MaxInt)), midstream.ErrInvalidOption},
+		{"max in flight -1", opts(consumer.WithMaxInFlight(-1)), midstream.ErrInvalidOption},
+		{"max in flight above max", opts(consumer.WithMaxInFlight(consumer.MaxInFlight + 1)), midstream.ErrInvalidOption},
+		{"max in flight 1e9", opts(consumer.WithMaxInFlight(1e9)), midstream.ErrInvalidOption},
+		{"max in flight MaxInt", opts(consumer.WithMaxInFlight(math.MaxInt)), midstream.ErrInvalidOption},
 		{"max in flight below concurrency", opts(consumer.WithConcurrency(8), consumer.WithMaxInFlight(7)), midstream.ErrInvalidOption},
 		{"max in flight below default concurrency", opts(consumer.WithMaxInFlight(consumer.DefaultConcurrency - 1)), midstream.ErrInvalidOption},
-		{"block 0", opts(consumer.WithBlock(0)), midstream.ErrInvalidOption},
+		{"block -1", opts(consumer.WithBlock(-1)), midstream.ErrInvalidOption},
 		{"block under 1ms", opts(consumer.WithBlock(time.Millisecond - 1)), midstream.ErrInvalidOption},
 		{"block 2m", opts(consumer.WithBlock(2 * time.Minute)), midstream.ErrInvalidOption},
 		{"block just over max", opts(consumer.WithBlock(consumer.MaxBlock + time.Millisecond)), midstream.ErrInvalidOption},
-		{"handler timeout 0", opts(consumer.WithHandlerTimeout(0)), midstream.ErrInvalidOption},
+		{"block MaxInt64", opts(consumer.WithBlock(math.MaxInt64)), midstream.ErrInvalidOption},
+		{"handler timeout -1", opts(consumer.WithHandlerTimeout(-1)), midstream.ErrInvalidOption},
 		{"shutdown timeout -1", opts(consumer.WithShutdownTimeout(-1)), midstream.ErrInvalidOption},
-		{"shutdown timeout 0", opts(consumer.WithShutdownTimeout(0)), midstream.ErrInvalidOption},
-		{"ack batch 0", opts(consumer.WithAcks(0, time.Millisecond)), midstream.ErrInvalidOption},
-		{"ack interval 0", opts(consumer.WithAcks(1, 0)), midstream.ErrInvalidOption},
+		{"ack batch -1", opts(consumer.WithAcks(-1, time.Millisecond)), midstream.ErrInvalidOption},
+		{"ack batch above max", opts(consumer.WithAcks(consumer.MaxAckBatch+1, 0)), midstream.ErrInvalidOption},
+		{"ack batch MaxInt", opts(consumer.WithAcks(math.MaxInt, 0)), midstream.ErrInvalidOption},
+		{"ack interval -1", opts(consumer.WithAcks(1, -1)), midstream.ErrInvalidOption},
+		{"ack interval above max", opts(consumer.WithAcks(0, consumer.MaxAckInterval+1)), midstream.ErrInvalidOption},
 		{"nil logger", opts(consumer.WithLogger(nil)), midstream.ErrInvalidOption},
 		{"nil middleware", opts(consumer.WithMiddleware(nil)), midstream.ErrInvalidOption},
 		{"nil middleware among others", opts(consumer.WithMiddleware(nopMiddleware, nil)), midstream.ErrInvalidOption},
-		{"min idle 0", opts(consumer.WithMinIdle(0)), midstream.ErrInvalidOption},
+		{"middleware returning nil", opts(consumer.WithMiddleware(func(consumer.Handler) consumer.Handler { return nil })), midstream.ErrInvalidOption},
+		{"middleware returning a nil HandlerFunc", opts(consumer.WithMiddleware(func(consumer.Handler) consumer.Handler { return consumer.HandlerFunc(nil) })), midstream.ErrInvalidOption},
+		{"min idle -1", opts(consumer.WithMinIdle(-1)), midstream.ErrInvalidOption},
+		{"min idle under 1ms", opts(consumer.WithMinIdle(time.Microsecond)), midstream.ErrInvalidOption},
+		{"min idle above max", opts(consumer.WithMinIdle(consumer.MaxMinIdle + 1)), midstream.ErrInvalidOption},
+		{"claim interval -1", opts(consumer.WithClaimInterval(-1)), midstream.ErrInvalidOption},
 		{"claim interval under 1ms", opts(consumer.WithClaimInterval(time.Microsecond)), midstream.ErrInvalidOption},
-		{"retry backoff 0", opts(consumer.WithRetryBackoff(0)), midstream.ErrInvalidOption},
-		{"max deliveries 0", opts(consumer.WithMaxDeliveries(0)), midstream.ErrInvalidOption},
-		{"max entry size 0", opts(consumer.WithMaxEntrySize(0)), midstream.ErrInvalidOption},
+		{"claim interval MaxInt64", opts(consumer.WithClaimInterval(math.MaxInt64)), midstream.ErrInvalidOption},
+		{"retry backoff -1", opts(consumer.WithRetryBackoff(-1)), midstream.ErrInvalidOption},
+		{"retry backoff above max", opts(consumer.WithRetryBackoff(consumer.MaxRetryBackoff + 1)), midstream.ErrInvalidOption},
+		{"max deliveries -1", opts(consumer.WithMaxDeliveries(-1)), midstream.ErrInvalidOption},
+		{"max deliveries above max", opts(consumer.WithMaxDeliveries(consumer.MaxDeliveries + 1)), midstream.ErrInvalidOption},
+		{"max entry size -1", opts(consumer.WithMaxEntrySize(-1)), midstream.ErrInvalidOption},
+		{"max entry size above max", opts(consumer.WithMaxEntrySize(consumer.MaxEntrySize + 1)), midstream.ErrInvalidOption},
+		{"max entry size MaxInt", opts(consumer.WithMaxEntrySize(math.MaxInt)), midstream.ErrInvalidOption},
 		{"nil dead-letter queue", opts(consumer.WithDeadLetter(nil)), midstream.ErrInvalidOption},
 		{"dead-letter queue of another stream", opts(consumer.WithDeadLetter(otherQueue(t, rdb))), midstream.ErrInvalidOption},
 		{"consumer cleanup under 1s", opts(consumer.WithConsumerCleanup(time.Millisecond)), midstream.ErrInvalidOption},
+		{"consumer cleanup -1", opts(consumer.WithConsumerCleanup(-1)), midstream.ErrInvalidOption},
+		{"nil HandlerFunc", handler(consumer.HandlerFunc(nil)), midstream.ErrInvalidOption},
 		{"typed without default codec", handler(consumer.Typed(typedFn)), midstream.ErrUnsupportedType},
 		{"typed without default codec is an encode error", handler(consumer.Typed(typedFn)), midstream.ErrEncode},
 		{"typed codec without codec", handler(consumer.TypedCodec(nil, typedFn)), midstream.ErrInvalidOption},
@@ -124,7 +151,7 @@ func TestNewRejects(t *testing.T) {
 
 func TestNewReportsEveryBadOption(t *testing.T) {
 	_, err := consumer.New(offlineClient(t), "jobs", "workers", nopHandler(),
-		consumer.WithConcurrency(0), consumer.WithBlock(0), consumer.WithLogger(nil))
+		consumer.WithConcurrency(-1), consumer.WithBlock(math.MaxInt64), consumer.WithLogger(nil))
 	if !errors.Is(err, midstream.ErrInvalidOption) {
 		t.Fatalf("New: %v, want ErrInvalidOption", err)
 	}
@@ -152,6 +179,39 @@ func TestNewAccepts(t *testing.T) {
 		{name: "max in flight equal to concurrency", opts: []consumer.Option{consumer.WithConcurrency(4), consumer.WithMaxInFlight(4)}},
 		{name: "concurrency above default max in flight", opts: []consumer.Option{consumer.WithBatchSize(1), consumer.WithConcurrency(50)}},
 		{name: "no middleware", opts: []consumer.Option{consumer.WithMiddleware()}},
+		{name: "every zero", opts: []consumer.Option{
+			consumer.WithName(""),
+			consumer.WithStart(""),
+			consumer.WithConcurrency(0),
+			consumer.WithBatchSize(0),
+			consumer.WithMaxInFlight(0),
+			consumer.WithBlock(0),
+			consumer.WithHandlerTimeout(0),
+			consumer.WithShutdownTimeout(0),
+			consumer.WithAcks(0, 0),
+			consumer.WithMinIdle(0),
+			consumer.WithClaimInterval(0),
+			consumer.WithRetryBackoff(0),
+			consumer.WithMaxDeliveries(0),
+			consumer.WithMaxEntrySize(0),
+			consumer.WithConsumerCleanup(0),
+		}},
+		{name: "every max", opts: []consumer.Option{
+			consumer.WithConcurrency(consumer.MaxConcurrency),
+			consumer.WithBatchSize(consumer.MaxBatchSize),
+			consumer.WithMaxInFlight(consumer.MaxInFlight),
+			consumer.WithBlock(consumer.MaxBlock),
+			consumer.WithHandlerTimeout(math.MaxInt64),
+			consumer.WithShutdownTimeout(math.MaxInt64),
+			consumer.WithAcks(consumer.MaxAckBatch, consumer.MaxAckInterval),
+			consumer.WithMinIdle(consumer.MaxMinIdle),
+			consumer.WithClaimInterval(consumer.MaxClaimInterval),
+			consumer.WithRetryBackoff(consumer.MaxRetryBackoff),
+			consumer.WithMaxDeliveries(consumer.MaxDeliveries),
+			consumer.WithMaxEntrySize(consumer.MaxEntrySize),
+		}},
+		{name: "max batch and concurrency, default in flight", opts: []consumer.Option{
+			consumer.WithConcurrency(consumer.MaxConcurrency), consumer.WithBatchSize(consumer.MaxBatchSize)}},
 		{name: "typed struct", h: consumer.Typed(func(context.Context, job, *consumer.Message) error { return nil })},
 		{name: "typed struct pointer", h: consumer.Typed(func(context.Context, *job, *consumer.Message) error { return nil })},
 		{name: "typed map", h: consumer.Typed(func(context.Context, map[string]string, *consumer.Message) error { return nil })},
@@ -228,6 +288,38 @@ func TestWithName(t *testing.T) {
 	}
 	if c.Name() != "b" {
 		t.Fatalf("Name() = %q, want b", c.Name())
+	}
+	// An empty name means the default, also after another WithName.
+	c, err = consumer.New(offlineClient(t), "jobs", "workers", nopHandler(), consumer.WithName("a"), consumer.WithName(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name() == "a" || c.Name() == "" {
+		t.Fatalf("Name() = %q, want the default name", c.Name())
+	}
+}
+
+// TestNewRefusesHugeQuickly: huge values are refused by comparison, before
+// anything is sized from them.
+func TestNewRefusesHugeQuickly(t *testing.T) {
+	rdb := offlineClient(t)
+	huge := []consumer.Option{
+		consumer.WithConcurrency(math.MaxInt),
+		consumer.WithBatchSize(1_000_000_000),
+		consumer.WithMaxInFlight(1_000_000_000),
+		consumer.WithAcks(math.MaxInt, math.MaxInt64),
+		consumer.WithMaxEntrySize(math.MaxInt),
+		consumer.WithMaxDeliveries(math.MaxInt),
+	}
+	for _, o := range huge {
+		allocs := testing.AllocsPerRun(10, func() {
+			if _, err := consumer.New(rdb, "jobs", "workers", nopHandler(), o); !errors.Is(err, midstream.ErrInvalidOption) {
+				t.Fatalf("New: %v, want ErrInvalidOption", err)
+			}
+		})
+		if allocs > 50 {
+			t.Errorf("refusing a huge option took %v allocations", allocs)
+		}
 	}
 }
 

@@ -72,7 +72,9 @@ type Queue struct {
 	tracer telemetry.Tracer
 }
 
-// Option configures a Queue. Options are checked by New.
+// Option configures a Queue. Options are checked by New: a zero value
+// means the default; a nil logger or provider fails with an error wrapping
+// midstream.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
@@ -86,11 +88,16 @@ func (c *config) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
 }
 
-// WithKey sets the dead-letter stream's key. The default is Key(source),
-// which shares the source's cluster slot; a key in another slot works too,
-// but moves and redrives to the source are then not atomic (see Move).
+// WithKey sets the dead-letter stream's key. The default (also for "") is
+// Key(source), which shares the source's cluster slot; a key in another
+// slot works too, but moves and redrives to the source are then not atomic
+// (see Move).
 func WithKey(dlqKey string) Option {
 	return func(c *config) {
+		if dlqKey == "" {
+			c.key = ""
+			return
+		}
 		if err := midstream.CheckStream(dlqKey); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("%w: dead-letter key: %w", midstream.ErrInvalidOption, err))
 			return

@@ -40,8 +40,8 @@ func TestDeadletterNewValidation(t *testing.T) {
 		{"nil client", nil, "orders", nil, midstream.ErrInvalidOption},
 		{"empty source", rdb, "", nil, midstream.ErrInvalidStream},
 		{"control char source", rdb, "orders\n", nil, midstream.ErrInvalidStream},
-		{"empty key", rdb, "orders", []deadletter.Option{deadletter.WithKey("")}, midstream.ErrInvalidOption},
-		{"empty key is a bad stream", rdb, "orders", []deadletter.Option{deadletter.WithKey("")}, midstream.ErrInvalidStream},
+		{"empty key is the default", rdb, "orders", []deadletter.Option{deadletter.WithKey("")}, nil},
+		{"newline key is a bad stream", rdb, "orders", []deadletter.Option{deadletter.WithKey("dlq\n")}, midstream.ErrInvalidStream},
 		{"control char key", rdb, "orders", []deadletter.Option{deadletter.WithKey("dlq\x00")}, midstream.ErrInvalidOption},
 		{"key is source", rdb, "orders", []deadletter.Option{deadletter.WithKey("orders")}, midstream.ErrInvalidOption},
 		{"nil logger", rdb, "orders", []deadletter.Option{deadletter.WithLogger(nil)}, midstream.ErrInvalidOption},
@@ -74,6 +74,8 @@ func TestDeadletterQueueKeys(t *testing.T) {
 		{"{orders}", nil, "{orders}:dlq", true},
 		{"orders", []deadletter.Option{deadletter.WithKey("elsewhere:dlq")}, "elsewhere:dlq", false},
 		{"{orders}", []deadletter.Option{deadletter.WithKey("{orders}:failed")}, "{orders}:failed", true},
+		{"orders", []deadletter.Option{deadletter.WithKey("")}, "{orders}:dlq", true},
+		{"orders", []deadletter.Option{deadletter.WithKey("elsewhere:dlq"), deadletter.WithKey("")}, "{orders}:dlq", true},
 	} {
 		q, err := deadletter.New(rdb, tc.source, tc.opts...)
 		if err != nil {
@@ -214,6 +216,22 @@ func TestDeadletterArgumentValidation(t *testing.T) {
 		}, midstream.ErrInvalidOption},
 		{"list limit too large", func() error {
 			_, _, err := q.List(ctx, deadletter.ListOptions{Limit: deadletter.MaxListLimit + 1})
+			return err
+		}, midstream.ErrInvalidOption},
+		{"list budget too large", func() error {
+			_, _, err := q.List(ctx, deadletter.ListOptions{ScanBudget: deadletter.MaxScanBudget + 1})
+			return err
+		}, midstream.ErrInvalidOption},
+		{"list huge limit", func() error {
+			_, _, err := q.List(ctx, deadletter.ListOptions{Limit: math.MaxInt, ScanBudget: math.MaxInt})
+			return err
+		}, midstream.ErrInvalidOption},
+		{"move control character in group", func() error {
+			_, err := q.Move(ctx, deadletter.MoveRequest{ID: "1-1", Group: "g\n", Consumer: "c"})
+			return err
+		}, midstream.ErrInvalidOption},
+		{"move control character in consumer", func() error {
+			_, err := q.Move(ctx, deadletter.MoveRequest{ID: "1-1", Group: "g", Consumer: "c\x00"})
 			return err
 		}, midstream.ErrInvalidOption},
 		{"list negative budget", func() error {

@@ -18,6 +18,14 @@
 // The consumer package calls Move for entries past their delivery limit or
 // failing with a permanent error; most programs only list and redrive.
 //
+// Options and the fields of ListOptions and RedriveOptions follow the rule
+// of every midstream package: a zero value means the default (WithKey("")
+// is Key(source), a zero Limit DefaultListLimit, a zero Rate or Max no
+// limit); a negative value, NaN, infinity or one above its Max… bound
+// (MaxListLimit, MaxScanBudget) and a nil logger or provider fail with an
+// error wrapping midstream.ErrInvalidOption. Group and consumer names are
+// checked like stream names (midstream.CheckName).
+//
 // # Entry format
 //
 // A dead-letter entry is a plain stream entry holding every field of the

@@ -17,6 +17,9 @@ const (
 	// DefaultScanBudgetFactor times the limit is how many entries a
 	// filtered List examines when ListOptions.ScanBudget is 0.
 	DefaultScanBudgetFactor = 10
+	// MaxScanBudget is the largest ListOptions.ScanBudget: it bounds the
+	// time one List call takes (it reads in chunks, so not its memory).
+	MaxScanBudget = 1_000_000
 )
 
 // ListOptions selects and pages dead-letter entries. The zero value lists
@@ -38,7 +41,8 @@ type ListOptions struct {
 	// Group keeps entries that were pending in this consumer group.
 	Group string
 	// ScanBudget bounds how many entries one call examines when filtering
-	// by ErrorContains or Group: DefaultScanBudgetFactor × Limit when 0.
+	// by ErrorContains or Group: DefaultScanBudgetFactor × Limit when 0, at
+	// most MaxScanBudget.
 	// A call that spends it returns fewer than Limit entries and a next
 	// cursor to continue from.
 	ScanBudget int
@@ -117,6 +121,8 @@ func (o ListOptions) validate() (limit, budget int, err error) {
 		return 0, 0, fmt.Errorf("%w: list: limit %d > %d", midstream.ErrInvalidOption, limit, MaxListLimit)
 	case budget < 0:
 		return 0, 0, fmt.Errorf("%w: list: scan budget %d < 0", midstream.ErrInvalidOption, budget)
+	case budget > MaxScanBudget:
+		return 0, 0, fmt.Errorf("%w: list: scan budget %d > %d", midstream.ErrInvalidOption, budget, MaxScanBudget)
 	}
 	if limit == 0 {
 		limit = DefaultListLimit

@@ -47,10 +47,6 @@ func (r *MoveRequest) validate() error {
 	switch {
 	case r.ID == "":
 		err = errors.New("empty ID")
-	case r.Group == "":
-		err = errors.New("empty group")
-	case r.Consumer == "":
-		err = errors.New("empty consumer")
 	case r.Deliveries < 0:
 		err = fmt.Errorf("deliveries %d < 0", r.Deliveries)
 	case r.MinIdle < 0:
@@ -58,6 +54,9 @@ func (r *MoveRequest) validate() error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: move: %w", midstream.ErrInvalidOption, err)
+	}
+	if err := errors.Join(midstream.CheckName("move: group", r.Group), midstream.CheckName("move: consumer", r.Consumer)); err != nil {
+		return err
 	}
 	id, err := normID(r.ID)
 	if err != nil {

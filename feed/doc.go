@@ -24,6 +24,12 @@
 // an unfollow hides past activities too; under fan-out on write a new follow
 // shows only later ones.
 //
+// Options follow the rule of every midstream package: a zero value means
+// the default (WithFanOutOnWrite(0) is fan-out on read), a negative value
+// or one above its bound (MaxScanBudget; MaxReadLimit for Read's limit)
+// fails with an error wrapping midstream.ErrInvalidOption, and stream and
+// channel names are checked like stream names.
+//
 // Append is one Lua script, so timelines receive activities in ID order. It
 // touches keys it does not declare (the followers' timelines), so fan-out on
 // write needs a single Redis node, not Cluster. A Feed never closes the

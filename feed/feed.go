@@ -166,7 +166,8 @@ func (f *Feed) source(user string) (stream, channel string) {
 }
 
 // Read returns up to limit activities of the actors user follows, newest
-// first, older than cursor ("" for the newest). It reads the activity
+// first, older than cursor ("" for the newest). limit is from 1 to
+// MaxReadLimit. It reads the activity
 // stream (or, under fan-out on write, user's timeline) backwards with
 // XREVRANGE, keeping the followed actors' entries, until the page is full,
 // the stream ends (Next is "") or the scan budget is spent: then the page
@@ -176,8 +177,8 @@ func (f *Feed) Read(ctx context.Context, user, cursor string, limit int) (Page, 
 	if err := checkUser(user); err != nil {
 		return Page{}, err
 	}
-	if limit < 1 {
-		return Page{}, fmt.Errorf("%w: limit %d should be >= 1", midstream.ErrInvalidOption, limit)
+	if limit < 1 || limit > MaxReadLimit {
+		return Page{}, fmt.Errorf("%w: limit %d not within [1, %d]", midstream.ErrInvalidOption, limit, MaxReadLimit)
 	}
 	end := "+"
 	if cursor != "" {

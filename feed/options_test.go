@@ -3,6 +3,7 @@ package feed_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -22,10 +23,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}{
 		{"nil client", nil, nil},
 		{"nil option", rdb, []feed.Option{nil}},
-		{"empty stream", rdb, []feed.Option{feed.WithStream("")}},
-		{"empty channel", rdb, []feed.Option{feed.WithChannel("")}},
-		{"fan-out max len", rdb, []feed.Option{feed.WithFanOutOnWrite(0)}},
-		{"budget", rdb, []feed.Option{feed.WithScanBudget(0)}},
+		{"newline in stream", rdb, []feed.Option{feed.WithStream("activity\n")}},
+		{"newline in channel", rdb, []feed.Option{feed.WithChannel("activity:new\n")}},
+		{"negative fan-out max len", rdb, []feed.Option{feed.WithFanOutOnWrite(-1)}},
+		{"negative budget", rdb, []feed.Option{feed.WithScanBudget(-1)}},
+		{"budget above max", rdb, []feed.Option{feed.WithScanBudget(feed.MaxScanBudget + 1)}},
+		{"budget MaxInt64", rdb, []feed.Option{feed.WithScanBudget(math.MaxInt64)}},
 		{"nil live option", rdb, []feed.Option{feed.WithLiveOptions(nil)}},
 	}
 	for _, tt := range tests {
@@ -45,8 +48,16 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if _, err := f.Append(ctx, "ann", map[string]string{"actor": "x"}); !errors.Is(err, midstream.ErrInvalidOption) {
 		t.Errorf("Append with an actor field: %v", err)
 	}
-	if _, err := f.Read(ctx, "bob", "", 0); !errors.Is(err, midstream.ErrInvalidOption) {
-		t.Errorf("Read limit 0: %v", err)
+	for _, limit := range []int{0, -1, feed.MaxReadLimit + 1, math.MaxInt} {
+		if _, err := f.Read(ctx, "bob", "", limit); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("Read limit %d: %v", limit, err)
+		}
+	}
+	if _, err := feed.New(rdb, feed.WithStream(""), feed.WithChannel(""), feed.WithFanOutOnWrite(0), feed.WithScanBudget(0)); err != nil {
+		t.Errorf("zero options: %v", err)
+	}
+	if _, err := feed.New(rdb, feed.WithScanBudget(feed.MaxScanBudget)); err != nil {
+		t.Errorf("budget at max: %v", err)
 	}
 	if err := f.Follow(ctx, "", "ann"); !errors.Is(err, midstream.ErrInvalidOption) {
 		t.Errorf("Follow by empty user: %v", err)

@@ -36,5 +36,11 @@
 // (one second by default). A consumer.Consumer registers them for its own
 // group while it runs.
 //
+// Options follow the rule of every midstream package: a zero value means
+// the default, except WithMinInterval(0), which takes a snapshot at every
+// collection; a negative value, one above its bound (MaxMinInterval) or a
+// bad name fails with an error wrapping midstream.ErrInvalidOption.
+// NewGauges(nil) uses the global MeterProvider.
+//
 // Snapshot and Gauges never close the client they were given.
 package health

@@ -99,7 +99,11 @@ type DeadLetterHealth struct {
 	Length int64
 }
 
-// Option configures Snapshot and RegisterGauges.
+// Option configures Snapshot and RegisterGauges. Options are checked
+// there: a zero value means the default (WithMinInterval excepted: zero
+// asks Redis at every collection); a negative value, one above its bound
+// or a name that is empty or holds control characters fails with an error
+// wrapping midstream.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
@@ -111,9 +115,13 @@ type config struct {
 }
 
 // WithDeadLetterKey sets the dead-letter stream whose length is reported.
-// Default deadletter.Key(stream), the consumer's default.
+// Default (also for "") deadletter.Key(stream), the consumer's default.
 func WithDeadLetterKey(key string) Option {
 	return func(c *config) {
+		if key == "" {
+			c.dlqKey = ""
+			return
+		}
 		if err := midstream.CheckStream(key); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("%w: dead-letter key: %w", midstream.ErrInvalidOption, err))
 			return
@@ -122,13 +130,14 @@ func WithDeadLetterKey(key string) Option {
 	}
 }
 
-// WithGroups reports only the named groups (those that exist). Default:
-// every group of the stream.
+// WithGroups reports only the named groups (those that exist), checked
+// like stream names (midstream.CheckName). Default: every group of the
+// stream.
 func WithGroups(names ...string) Option {
 	return func(c *config) {
 		for _, n := range names {
-			if n == "" {
-				c.errs = append(c.errs, fmt.Errorf("%w: empty group name", midstream.ErrInvalidOption))
+			if err := midstream.CheckName("group", n); err != nil {
+				c.errs = append(c.errs, err)
 				return
 			}
 		}
@@ -143,20 +152,28 @@ func WithoutConsumers() Option {
 }
 
 // WithMinInterval sets, for RegisterGauges, how long a snapshot is reused
-// before Redis is asked again, whatever the collection interval. Zero asks
-// at every collection. Default DefaultMinInterval. Snapshot ignores it.
+// before Redis is asked again, whatever the collection interval, at most
+// MaxMinInterval. Zero asks at every collection (an exception to the rule
+// that zero means the default). Default DefaultMinInterval. Snapshot
+// ignores it.
 func WithMinInterval(d time.Duration) Option {
 	return func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, fmt.Errorf("%w: min interval %s < 0", midstream.ErrInvalidOption, d))
-			return
+		switch {
+		case d < 0:
+			c.errs = append(c.errs, fmt.Errorf("%w: min interval %s is negative", midstream.ErrInvalidOption, d))
+		case d > MaxMinInterval:
+			c.errs = append(c.errs, fmt.Errorf("%w: min interval %s is above the maximum %s", midstream.ErrInvalidOption, d, MaxMinInterval))
+		default:
+			c.minInterval = d
 		}
-		c.minInterval = d
 	}
 }
 
 // DefaultMinInterval is how long RegisterGauges reuses a snapshot.
 const DefaultMinInterval = time.Second
+
+// MaxMinInterval bounds WithMinInterval: gauges older than that are stale.
+const MaxMinInterval = time.Hour
 
 func newConfig(client redis.UniversalClient, stream string, opts []Option) (config, error) {
 	if client == nil {

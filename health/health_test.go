@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -29,9 +30,12 @@ func TestHealthRejectsBadArguments(t *testing.T) {
 		{"empty stream", rdb, "", nil, midstream.ErrInvalidStream},
 		{"control character", rdb, "s\n", nil, midstream.ErrInvalidStream},
 		{"nil option", rdb, "s", []health.Option{nil}, midstream.ErrInvalidOption},
-		{"empty dead-letter key", rdb, "s", []health.Option{health.WithDeadLetterKey("")}, midstream.ErrInvalidOption},
+		{"newline in dead-letter key", rdb, "s", []health.Option{health.WithDeadLetterKey("s:dlq\n")}, midstream.ErrInvalidOption},
 		{"empty group", rdb, "s", []health.Option{health.WithGroups("a", "")}, midstream.ErrInvalidOption},
+		{"newline in group", rdb, "s", []health.Option{health.WithGroups("a\n")}, midstream.ErrInvalidOption},
 		{"negative interval", rdb, "s", []health.Option{health.WithMinInterval(-time.Second)}, midstream.ErrInvalidOption},
+		{"interval above max", rdb, "s", []health.Option{health.WithMinInterval(health.MaxMinInterval + 1)}, midstream.ErrInvalidOption},
+		{"interval MaxInt64", rdb, "s", []health.Option{health.WithMinInterval(math.MaxInt64)}, midstream.ErrInvalidOption},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := health.Snapshot(ctx, tc.client, tc.stream, tc.opts...); !errors.Is(err, tc.want) {

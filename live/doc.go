@@ -28,7 +28,11 @@
 // Entries is the same as an iterator. Start from an entry ID (exclusive) to
 // resume where an earlier subscription stopped (Subscription.Last), from Now,
 // or from Beginning. WithFilter delivers a subset (the feed package filters
-// by the follow set); WithPageSize and WithPollInterval tune reading.
+// by the follow set); WithPageSize and WithPollInterval tune reading. As in
+// every midstream package, an option's zero value means its default, and a
+// negative value, one above its bound (MaxPageSize, MaxPollInterval) or a
+// nil filter or logger fails with an error wrapping
+// midstream.ErrInvalidOption; the channel is checked like a stream name.
 //
 // Delivery is unbuffered: a receiver that stops receiving stops the reading,
 // and cancelling ctx or calling Close ends the subscription and every

@@ -3,6 +3,7 @@ package live_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -33,8 +34,15 @@ func TestSubscribeRejectsBadArguments(t *testing.T) {
 		{"bad from", rdb, "s", "c", "x-1", nil, midstream.ErrInvalidID},
 		{"empty from", rdb, "s", "c", "", nil, midstream.ErrInvalidID},
 		{"nil option", rdb, "s", "c", live.Now, []live.Option{nil}, midstream.ErrInvalidOption},
-		{"page size", rdb, "s", "c", live.Now, []live.Option{live.WithPageSize(0)}, midstream.ErrInvalidOption},
-		{"poll", rdb, "s", "c", live.Now, []live.Option{live.WithPollInterval(0)}, midstream.ErrInvalidOption},
+		{"newline in channel", rdb, "s", "c\n", live.Now, nil, midstream.ErrInvalidOption},
+		{"negative page size", rdb, "s", "c", live.Now, []live.Option{live.WithPageSize(-1)}, midstream.ErrInvalidOption},
+		{"page size above max", rdb, "s", "c", live.Now, []live.Option{live.WithPageSize(live.MaxPageSize + 1)}, midstream.ErrInvalidOption},
+		{"page size MaxInt", rdb, "s", "c", live.Now, []live.Option{live.WithPageSize(math.MaxInt)}, midstream.ErrInvalidOption},
+		{"page size 1e9", rdb, "s", "c", live.Now, []live.Option{live.WithPageSize(1e9)}, midstream.ErrInvalidOption},
+		{"negative poll", rdb, "s", "c", live.Now, []live.Option{live.WithPollInterval(-1)}, midstream.ErrInvalidOption},
+		{"poll under 1ms", rdb, "s", "c", live.Now, []live.Option{live.WithPollInterval(time.Microsecond)}, midstream.ErrInvalidOption},
+		{"poll above max", rdb, "s", "c", live.Now, []live.Option{live.WithPollInterval(live.MaxPollInterval + 1)}, midstream.ErrInvalidOption},
+		{"poll MaxInt64", rdb, "s", "c", live.Now, []live.Option{live.WithPollInterval(math.MaxInt64)}, midstream.ErrInvalidOption},
 		{"nil filter", rdb, "s", "c", live.Now, []live.Option{live.WithFilter(nil)}, midstream.ErrInvalidOption},
 		{"nil logger", rdb, "s", "c", live.Now, []live.Option{live.WithLogger(nil)}, midstream.ErrInvalidOption},
 	}
@@ -68,5 +76,21 @@ func TestSubscribeAcceptsGoodOptions(t *testing.T) {
 	}
 	if _, ok := <-s.C(); ok {
 		t.Fatal("C still open after Close")
+	}
+}
+
+func TestSubscribeAcceptsZerosAndBounds(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	for _, opts := range [][]live.Option{
+		{live.WithPageSize(0), live.WithPollInterval(0)},
+		{live.WithPageSize(live.MaxPageSize), live.WithPollInterval(live.MaxPollInterval)},
+	} {
+		s, err := live.Subscribe(context.Background(), rdb, "s", "c", live.Beginning, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
 	}
 }

@@ -53,7 +53,8 @@ type Subscription struct {
 // reads) are retried with a backoff; an error Redis replies with that
 // retrying cannot fix (a key of the wrong type, an unknown command) ends the
 // subscription, and Err returns it. Bad arguments fail here with an error
-// wrapping midstream.ErrInvalidOption, midstream.ErrInvalidStream or
+// wrapping midstream.ErrInvalidOption (a channel that is empty or holds
+// control characters, a bad option), midstream.ErrInvalidStream or
 // midstream.ErrInvalidID.
 func Subscribe(ctx context.Context, client redis.UniversalClient, stream, channel, from string, opts ...Option) (*Subscription, error) {
 	if client == nil {
@@ -62,8 +63,8 @@ func Subscribe(ctx context.Context, client redis.UniversalClient, stream, channe
 	if err := midstream.CheckStream(stream); err != nil {
 		return nil, err
 	}
-	if channel == "" {
-		return nil, fmt.Errorf("%w: empty channel", midstream.ErrInvalidOption)
+	if err := midstream.CheckName("channel", channel); err != nil {
+		return nil, err
 	}
 	cfg := config{pageSize: DefaultPageSize, poll: DefaultPollInterval}
 	for _, o := range opts {

@@ -33,6 +33,11 @@
 // the entries added since the previous one (the cursor is kept in
 // notifications:{user}:read-synced).
 //
+// Options follow the rule of every midstream package: a zero value means
+// the default (WithMaxLen(0): no trimming), a negative value or one above
+// its bound (MaxCountBudget; MaxListLimit for the limit of List and Unread)
+// fails with an error wrapping midstream.ErrInvalidOption.
+//
 // WithMaxLen trims each stream on Send (MAXLEN ~). In Redis Cluster, give
 // users a hash tag ("{123}") so a user's keys share a slot. A Notifier never
 // closes the client it was given.

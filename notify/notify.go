@@ -157,6 +157,7 @@ func (n *Notifier) UnreadCount(ctx context.Context, user string) (int64, error) 
 
 // List returns up to limit notifications of user, newest first, starting
 // after cursor ("" for the newest). Read-marker entries are never listed.
+// limit is from 1 to MaxListLimit.
 func (n *Notifier) List(ctx context.Context, user, cursor string, limit int) (Page, error) {
 	return n.list(ctx, user, cursor, limit, false)
 }
@@ -172,8 +173,8 @@ func (n *Notifier) list(ctx context.Context, user, cursor string, limit int, unr
 	if err != nil {
 		return Page{}, err
 	}
-	if limit < 1 {
-		return Page{}, fmt.Errorf("%w: limit %d should be >= 1", midstream.ErrInvalidOption, limit)
+	if limit < 1 || limit > MaxListLimit {
+		return Page{}, fmt.Errorf("%w: limit %d not within [1, %d]", midstream.ErrInvalidOption, limit, MaxListLimit)
 	}
 	end := "+"
 	if cursor != "" {

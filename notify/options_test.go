@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -23,10 +24,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}{
 		{"nil client", nil, nil},
 		{"nil option", rdb, []notify.Option{nil}},
-		{"empty prefix", rdb, []notify.Option{notify.WithKeyPrefix("")}},
 		{"control prefix", rdb, []notify.Option{notify.WithKeyPrefix("a\n")}},
-		{"max len", rdb, []notify.Option{notify.WithMaxLen(0)}},
-		{"budget", rdb, []notify.Option{notify.WithCountBudget(-1)}},
+		{"negative max len", rdb, []notify.Option{notify.WithMaxLen(-1)}},
+		{"negative budget", rdb, []notify.Option{notify.WithCountBudget(-1)}},
+		{"budget above max", rdb, []notify.Option{notify.WithCountBudget(notify.MaxCountBudget + 1)}},
+		{"budget MaxInt64", rdb, []notify.Option{notify.WithCountBudget(math.MaxInt64)}},
+		{"budget 1e9", rdb, []notify.Option{notify.WithCountBudget(1e9)}},
 		{"nil live option", rdb, []notify.Option{notify.WithLiveOptions(nil)}},
 	}
 	for _, tt := range tests {
@@ -40,6 +43,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if _, err := notify.New(rdb, notify.WithKeyPrefix("n:"), notify.WithMaxLen(10),
 		notify.WithCountBudget(5), notify.WithLiveOptions(live.WithPageSize(10))); err != nil {
 		t.Fatalf("good options: %v", err)
+	}
+	if _, err := notify.New(rdb, notify.WithKeyPrefix(""), notify.WithMaxLen(0), notify.WithCountBudget(0)); err != nil {
+		t.Fatalf("zero options: %v", err)
+	}
+	if _, err := notify.New(rdb, notify.WithCountBudget(notify.MaxCountBudget)); err != nil {
+		t.Fatalf("budget at max: %v", err)
 	}
 }
 
@@ -58,8 +67,13 @@ func TestCallsRejectBadArguments(t *testing.T) {
 	if err := n.MarkRead(ctx, "u", "nope"); !errors.Is(err, midstream.ErrInvalidID) {
 		t.Errorf("MarkRead bad ID: %v", err)
 	}
-	if _, err := n.List(ctx, "u", "", 0); !errors.Is(err, midstream.ErrInvalidOption) {
-		t.Errorf("List limit 0: %v", err)
+	for _, limit := range []int{0, -1, notify.MaxListLimit + 1, math.MaxInt} {
+		if _, err := n.List(ctx, "u", "", limit); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("List limit %d: %v", limit, err)
+		}
+		if _, err := n.Unread(ctx, "u", "", limit); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("Unread limit %d: %v", limit, err)
+		}
 	}
 	if _, err := n.List(ctx, "u", "x", 1); !errors.Is(err, midstream.ErrInvalidID) {
 		t.Errorf("List bad cursor: %v", err)

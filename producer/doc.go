@@ -25,7 +25,11 @@
 //
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
-// WithHeaders and WithoutCoalescing. Per call: ID and Header.
+// WithHeaders and WithoutCoalescing. Per call: ID and Header. New checks
+// them by the rule of every midstream package: a zero value (WithTrim of
+// the zero Trim, WithMaxEntrySize(0)) means the default; a negative one,
+// one above its Max… bound (MaxEntrySize) and a nil codec, function or
+// provider fail with an error wrapping midstream.ErrInvalidOption.
 //
 // # Tracing and metrics
 //

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/option"
 	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
@@ -14,7 +15,14 @@ import (
 // otherwise.
 const DefaultMaxEntrySize = 1 << 20
 
-// Option configures a Producer. Options are checked by New.
+// MaxEntrySize bounds WithMaxEntrySize: 512 MiB, the largest string Redis
+// accepts by default (proto-max-bulk-len).
+const MaxEntrySize = 512 << 20
+
+// Option configures a Producer. Options are checked by New: a zero value
+// means the default, a negative one or one above its Max… bound fails, as
+// does a nil codec, function or provider, with an error wrapping
+// midstream.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
@@ -73,7 +81,8 @@ func WithoutCoalescing() Option {
 }
 
 // Trim bounds the stream on every add (XADD with MAXLEN or MINID). Set exactly
-// one of MaxLen, MinID and MaxAge.
+// one of MaxLen, MinID and MaxAge. The zero Trim is no trimming, the
+// default.
 //
 // Trimming on add ignores consumer groups: it can delete entries a lagging
 // group has not read yet. Use it for streams nobody consumes through a
@@ -85,7 +94,8 @@ type Trim struct {
 	// MinID drops entries with IDs below this one (MINID).
 	MinID string
 	// MaxAge drops entries older than this, by their ID's time, computing
-	// MINID from the clock at each add.
+	// MINID from the clock at each add. At least a millisecond (entry IDs
+	// count milliseconds).
 	MaxAge time.Duration
 	// Approx trims only whole internal nodes ("~"): the stream may keep a
 	// few more entries than the bound, for much less work per add.
@@ -113,6 +123,8 @@ func (t Trim) validate() error {
 		return fmt.Errorf("%w: trim: MaxLen %d < 0", midstream.ErrInvalidOption, t.MaxLen)
 	case t.MaxAge < 0:
 		return fmt.Errorf("%w: trim: MaxAge %s < 0", midstream.ErrInvalidOption, t.MaxAge)
+	case t.MaxAge > 0 && t.MaxAge < time.Millisecond:
+		return fmt.Errorf("%w: trim: MaxAge %s < 1ms (entry IDs count milliseconds)", midstream.ErrInvalidOption, t.MaxAge)
 	case t.Limit < 0:
 		return fmt.Errorf("%w: trim: Limit %d < 0", midstream.ErrInvalidOption, t.Limit)
 	case t.Limit > 0 && !t.Approx:
@@ -126,9 +138,14 @@ func (t Trim) validate() error {
 	return nil
 }
 
-// WithTrim trims the stream on every add. See Trim.
+// WithTrim trims the stream on every add. See Trim. The zero Trim means
+// the default: no trimming on add.
 func WithTrim(t Trim) Option {
 	return func(cfg *config) {
+		if t == (Trim{}) {
+			cfg.trim = nil
+			return
+		}
 		if err := t.validate(); err != nil {
 			cfg.errs = append(cfg.errs, err)
 			return
@@ -139,14 +156,13 @@ func WithTrim(t Trim) Option {
 
 // WithMaxEntrySize sets the largest entry, in bytes of field names and values
 // (metadata included), that Publish sends; larger ones fail with
-// midstream.ErrTooLarge before anything is sent. Default DefaultMaxEntrySize.
+// midstream.ErrTooLarge before anything is sent. At most MaxEntrySize.
+// Default DefaultMaxEntrySize.
 func WithMaxEntrySize(n int) Option {
 	return func(cfg *config) {
-		if n <= 0 {
-			cfg.fail("max entry size %d <= 0", n)
-			return
+		if err := option.Set(&cfg.maxEntrySize, "max entry size", n, DefaultMaxEntrySize, 1, MaxEntrySize); err != nil {
+			cfg.errs = append(cfg.errs, err)
 		}
-		cfg.maxEntrySize = n
 	}
 }
 

@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,9 @@ func TestNewValidation(t *testing.T) {
 		{"empty stream", "", nil, midstream.ErrInvalidStream},
 		{"control char stream", "a\nb", nil, midstream.ErrInvalidStream},
 		{"nil option", "s", []producer.Option{nil}, midstream.ErrInvalidOption},
-		{"zero max size", "s", []producer.Option{producer.WithMaxEntrySize(0)}, midstream.ErrInvalidOption},
+		{"max size above max", "s", []producer.Option{producer.WithMaxEntrySize(producer.MaxEntrySize + 1)}, midstream.ErrInvalidOption},
+		{"max size MaxInt", "s", []producer.Option{producer.WithMaxEntrySize(math.MaxInt)}, midstream.ErrInvalidOption},
+		{"max size 1e9", "s", []producer.Option{producer.WithMaxEntrySize(1e9)}, midstream.ErrInvalidOption},
 		{"negative max size", "s", []producer.Option{producer.WithMaxEntrySize(-1)}, midstream.ErrInvalidOption},
 		{"nil codec", "s", []producer.Option{producer.WithCodec[event](nil)}, midstream.ErrInvalidOption},
 		{"codec of other type", "s", []producer.Option{producer.WithCodec[int](midstream.JSONCodec[int]{})}, midstream.ErrInvalidOption},
@@ -48,7 +51,8 @@ func TestNewValidation(t *testing.T) {
 		{"id func of other type", "s", []producer.Option{producer.WithIDFunc(func(int) string { return "*" })}, midstream.ErrInvalidOption},
 		{"empty header name", "s", []producer.Option{producer.WithHeaders(map[string]string{"": "x"})}, midstream.ErrInvalidOption},
 		{"header name with space", "s", []producer.Option{producer.WithHeaders(map[string]string{"a b": "x"})}, midstream.ErrInvalidOption},
-		{"trim nothing set", "s", []producer.Option{producer.WithTrim(producer.Trim{})}, midstream.ErrInvalidOption},
+		{"trim nothing set", "s", []producer.Option{producer.WithTrim(producer.Trim{Approx: true})}, midstream.ErrInvalidOption},
+		{"trim age under 1ms", "s", []producer.Option{producer.WithTrim(producer.Trim{MaxAge: time.Microsecond})}, midstream.ErrInvalidOption},
 		{"trim two set", "s", []producer.Option{producer.WithTrim(producer.Trim{MaxLen: 5, MaxAge: time.Hour})}, midstream.ErrInvalidOption},
 		{"trim negative len", "s", []producer.Option{producer.WithTrim(producer.Trim{MaxLen: -1})}, midstream.ErrInvalidOption},
 		{"trim negative age", "s", []producer.Option{producer.WithTrim(producer.Trim{MaxAge: -time.Second})}, midstream.ErrInvalidOption},
@@ -62,6 +66,10 @@ func TestNewValidation(t *testing.T) {
 			producer.WithCodec[event](midstream.JSONCodec[event]{}),
 			producer.WithIDFunc(func(event) string { return "*" }),
 		}, nil},
+		{"zeros are the defaults", "s", []producer.Option{
+			producer.WithMaxEntrySize(0), producer.WithTrim(producer.Trim{}), producer.WithHeaders(nil),
+		}, nil},
+		{"max size at max", "s", []producer.Option{producer.WithMaxEntrySize(producer.MaxEntrySize)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := producer.New[event](c, tc.stream, tc.opts...)

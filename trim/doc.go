@@ -121,5 +121,13 @@
 // the next tick, never fatal. Run returns nil once its ctx is cancelled,
 // with nothing it started left running.
 //
+// Options and Policy follow the rule of every midstream package: a zero
+// value means the default (Policy.Limit 0 is DefaultLimit; MaxLen or
+// MaxAge 0 is no bound of that kind), except WithJitter(0), which turns
+// jitter off; a negative value, or one above its bound (MaxInterval,
+// MaxJitter, MaxStreamsPerTick, MaxPasses, MaxLimit, MaxLength), and a nil
+// logger, report function or provider fail with an error wrapping
+// midstream.ErrInvalidOption.
+//
 // Neither Trim nor a Trimmer ever closes the client it was given.
 package trim

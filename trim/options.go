@@ -2,15 +2,18 @@ package trim
 
 import (
 	"fmt"
-	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/option"
 )
 
-// Defaults for the Trimmer's options. A zero or absent option means the
-// default.
+// Defaults for the Trimmer's options. Giving an option its zero value is
+// the same as leaving it out: the default applies (WithJitter excepted:
+// zero turns jitter off).
 const (
 	// DefaultInterval is the time between two ticks.
 	DefaultInterval = time.Second
@@ -24,6 +27,22 @@ const (
 	DefaultMaxPasses = 10
 )
 
+// Bounds of the options. New refuses a larger value (and a negative one)
+// with an error wrapping midstream.ErrInvalidOption.
+const (
+	// MaxInterval bounds WithInterval.
+	MaxInterval = 24 * time.Hour
+	// MaxJitter bounds WithJitter.
+	MaxJitter = 24 * time.Hour
+	// MaxStreamsPerTick bounds WithMaxStreamsPerTick: the streams of a tick
+	// are listed in memory, and a tick that visits more takes longer than
+	// an interval is meant to.
+	MaxStreamsPerTick = 10_000
+	// MaxPasses bounds WithMaxPasses: a tick evicts at most MaxPasses ×
+	// Policy.Limit entries per stream.
+	MaxPasses = 1000
+)
+
 // SCAN bounds: one tick issues at most maxScanCalls SCAN calls, each
 // asking for scanCount keys, so a pattern matching few keys of a large
 // keyspace still costs a bounded amount per tick.
@@ -32,7 +51,10 @@ const (
 	maxScanCalls = 10
 )
 
-// Option configures a Trimmer. Options are checked by New.
+// Option configures a Trimmer. Options are checked by New: a zero value
+// means the default (WithJitter excepted), a negative one or one above its
+// Max… bound fails, as does a nil logger, function or provider, with an
+// error wrapping midstream.ErrInvalidOption.
 type Option func(*config)
 
 type config struct {
@@ -51,6 +73,13 @@ type config struct {
 
 func (c *config) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{midstream.ErrInvalidOption}, args...)...))
+}
+
+// check records err, if any.
+func (c *config) check(err error) {
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
 }
 
 // WithStreams adds streams to trim, by key. It may be given several times
@@ -72,67 +101,65 @@ func WithStreams(names ...string) Option {
 // on a Ring, on every shard). Streams added later are found on the next
 // SCAN cycle. A tick issues at most 10 SCAN calls of COUNT 1000 and resumes
 // the cycle where the previous tick left it. Mind what the pattern
-// catches: "orders*" also matches a dead-letter stream "orders:dlq".
+// catches: "orders*" also matches a dead-letter stream "orders:dlq". The
+// default (also for "") is no pattern; control characters are refused.
 func WithPattern(pattern string) Option {
 	return func(c *config) {
 		if pattern == "" {
-			c.fail("empty pattern")
+			c.pattern = ""
+			return
+		}
+		if err := midstream.CheckName("pattern", pattern); err != nil {
+			c.check(err)
 			return
 		}
 		c.pattern = pattern
 	}
 }
 
-// WithInterval sets the time between two ticks, at least a millisecond.
-// Default DefaultInterval.
+// WithInterval sets the time between two ticks, from a millisecond to
+// MaxInterval. Default DefaultInterval.
 func WithInterval(d time.Duration) Option {
 	return func(c *config) {
-		if d < time.Millisecond {
-			c.fail("interval %s < 1ms", d)
-			return
-		}
-		c.interval = d
+		c.check(option.Set(&c.interval, "interval", d, DefaultInterval, time.Millisecond, MaxInterval))
 	}
 }
 
 // WithJitter adds a random duration in [0, d] to each wait between ticks
 // and delays the first tick by one, so that trimmers started together
-// spread their work. Zero turns jitter off. Default: DefaultJitterFraction
-// of the interval.
+// spread their work. Zero turns jitter off (an exception to the rule that
+// zero means the default); d is at most MaxJitter. Default:
+// DefaultJitterFraction of the interval.
 func WithJitter(d time.Duration) Option {
 	return func(c *config) {
-		if d < 0 {
-			c.fail("jitter %s < 0", d)
-			return
+		switch {
+		case d < 0:
+			c.fail("jitter %s is negative", d)
+		case d > MaxJitter:
+			c.fail("jitter %s is above the maximum %s", d, MaxJitter)
+		default:
+			c.jitter, c.jitterSet = d, true
 		}
-		c.jitter, c.jitterSet = d, true
 	}
 }
 
-// WithMaxStreamsPerTick bounds the streams one tick visits; the next tick
-// goes on where it stopped. Default DefaultMaxStreamsPerTick.
+// WithMaxStreamsPerTick bounds the streams one tick visits, at most
+// MaxStreamsPerTick; the next tick goes on where it stopped. Default
+// DefaultMaxStreamsPerTick.
 func WithMaxStreamsPerTick(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("max streams per tick %d < 1", n)
-			return
-		}
-		c.maxStreams = n
+		c.check(option.Set(&c.maxStreams, "max streams per tick", n, DefaultMaxStreamsPerTick, 1, MaxStreamsPerTick))
 	}
 }
 
 // WithMaxPasses bounds the passes one tick runs on one stream: a pass that
 // stops at the policy's work limit (Result.More) is followed by another,
-// up to n. So one tick evicts at most n × Policy.Limit entries per stream,
-// and a stream can shed at most that much per interval. Default
-// DefaultMaxPasses.
+// up to n, at most MaxPasses. So one tick evicts at most n × Policy.Limit
+// entries per stream, and a stream can shed at most that much per
+// interval. Default DefaultMaxPasses.
 func WithMaxPasses(n int) Option {
 	return func(c *config) {
-		if n < 1 {
-			c.fail("max passes %d < 1", n)
-			return
-		}
-		c.maxPasses = n
+		c.check(option.Set(&c.maxPasses, "max passes", n, DefaultMaxPasses, 1, MaxPasses))
 	}
 }
 

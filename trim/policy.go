@@ -12,9 +12,15 @@ import (
 // entries and deletes at most Limit.
 const DefaultLimit = 1000
 
-// MaxLimit bounds Policy.Limit and Policy.MaxLen: the trim script counts in
-// Lua numbers, exact up to 2^53.
-const MaxLimit = 1 << 53
+// MaxLimit bounds Policy.Limit. A pass reads up to Limit+1 entries inside
+// one script, holding Redis meanwhile: about 0.15 s at MaxLimit, by the
+// 1.4µs per entry measured on Redis 7.0 (see the package doc). A stream
+// further over its bounds catches up over several passes.
+const MaxLimit = 100_000
+
+// MaxLength bounds Policy.MaxLen: the trim script counts in Lua numbers,
+// exact up to 2^53.
+const MaxLength = 1 << 53
 
 // Policy says what to keep in a stream. An entry goes when it is outside
 // every bound that is set (MaxLen, MaxAge or both) and, unless Unsafe is
@@ -25,7 +31,7 @@ const MaxLimit = 1 << 53
 // cutoffs.
 type Policy struct {
 	// MaxLen keeps at most this many entries: the newest ones. Zero means no
-	// length bound.
+	// length bound; at most MaxLength.
 	MaxLen int64
 	// MaxAge drops entries older than this, by the time in their ID (the
 	// millisecond Redis added them), measured on the Redis server's clock
@@ -38,14 +44,14 @@ type Policy struct {
 	// is just as safe. It saves Redis little here (see the package doc).
 	Approx bool
 	// Limit caps the entries one pass evicts, in exact and approximate mode
-	// alike; 0 means DefaultLimit. A pass reads at most Limit+1 entries to
-	// find its cutoff, so Limit is also the bound on the work one pass does
-	// inside Redis. A stream further over its bounds than Limit is brought
-	// back within them over several passes (Result.More says a pass stopped
-	// at the limit). With Approx, keep Limit well above the server's
-	// stream-node-max-entries (100 by default): an approximate pass deletes
-	// only whole nodes within its limit, so below the node size it deletes
-	// nothing.
+	// alike; 0 means DefaultLimit, and it is at most MaxLimit. A pass reads
+	// at most Limit+1 entries to find its cutoff, so Limit is also the
+	// bound on the work one pass does inside Redis. A stream further over
+	// its bounds than Limit is brought back within them over several
+	// passes (Result.More says a pass stopped at the limit). With Approx,
+	// keep Limit well above the server's stream-node-max-entries (100 by
+	// default): an approximate pass deletes only whole nodes within its
+	// limit, so below the node size it deletes nothing.
 	Limit int64
 	// Unsafe trims to the policy without looking at consumer groups, like
 	// XADD or XTRIM with MAXLEN/MINID would. It may delete entries a group
@@ -73,8 +79,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("%w: trim: Limit %d < 0", midstream.ErrInvalidOption, p.Limit)
 	case p.Limit > MaxLimit:
 		return fmt.Errorf("%w: trim: Limit %d > %d", midstream.ErrInvalidOption, p.Limit, MaxLimit)
-	case p.MaxLen > MaxLimit:
-		return fmt.Errorf("%w: trim: MaxLen %d > %d", midstream.ErrInvalidOption, p.MaxLen, MaxLimit)
+	case p.MaxLen > MaxLength:
+		return fmt.Errorf("%w: trim: MaxLen %d > %d", midstream.ErrInvalidOption, p.MaxLen, MaxLength)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package trim_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ func TestPolicyValidate(t *testing.T) {
 		{"negative maxage", trim.Policy{MaxAge: -time.Second}, false},
 		{"maxage below a millisecond", trim.Policy{MaxAge: time.Microsecond}, false},
 		{"negative limit", trim.Policy{MaxLen: 10, Limit: -1}, false},
+		{"limit at max", trim.Policy{MaxLen: 10, Limit: trim.MaxLimit}, true},
+		{"limit above max", trim.Policy{MaxLen: 10, Limit: trim.MaxLimit + 1}, false},
+		{"limit MaxInt64", trim.Policy{MaxLen: 10, Limit: math.MaxInt64}, false},
+		{"maxlen at max", trim.Policy{MaxLen: trim.MaxLength}, true},
+		{"maxlen above max", trim.Policy{MaxLen: trim.MaxLength + 1}, false},
+		{"maxage MaxInt64", trim.Policy{MaxAge: math.MaxInt64}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

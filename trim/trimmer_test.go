@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"math"
 	"sync"
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/midstream-go/midstream"
@@ -34,11 +35,26 @@ func TestNewOptions(t *testing.T) {
 		{"no streams", ok, nil, midstream.ErrInvalidOption},
 		{"bad policy", trim.Policy{}, []trim.Option{trim.WithStreams("a")}, midstream.ErrInvalidOption},
 		{"empty stream name", ok, []trim.Option{trim.WithStreams("")}, midstream.ErrInvalidStream},
-		{"empty pattern", ok, []trim.Option{trim.WithPattern("")}, midstream.ErrInvalidOption},
-		{"zero interval", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(0)}, midstream.ErrInvalidOption},
+		{"empty pattern is no pattern", ok, []trim.Option{trim.WithPattern("")}, midstream.ErrInvalidOption},
+		{"newline in pattern", ok, []trim.Option{trim.WithPattern("orders:*\n")}, midstream.ErrInvalidOption},
+		{"zeros are the defaults", ok, []trim.Option{trim.WithStreams("a"), trim.WithPattern(""), trim.WithInterval(0),
+			trim.WithMaxStreamsPerTick(0), trim.WithMaxPasses(0)}, nil},
+		{"every max", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(trim.MaxInterval), trim.WithJitter(trim.MaxJitter),
+			trim.WithMaxStreamsPerTick(trim.MaxStreamsPerTick), trim.WithMaxPasses(trim.MaxPasses)}, nil},
+		{"negative interval", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(-1)}, midstream.ErrInvalidOption},
+		{"interval under 1ms", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(time.Microsecond)}, midstream.ErrInvalidOption},
+		{"interval above max", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(trim.MaxInterval + 1)}, midstream.ErrInvalidOption},
+		{"interval MaxInt64", ok, []trim.Option{trim.WithStreams("a"), trim.WithInterval(math.MaxInt64)}, midstream.ErrInvalidOption},
 		{"negative jitter", ok, []trim.Option{trim.WithStreams("a"), trim.WithJitter(-time.Second)}, midstream.ErrInvalidOption},
-		{"zero streams per tick", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxStreamsPerTick(0)}, midstream.ErrInvalidOption},
-		{"zero passes", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxPasses(0)}, midstream.ErrInvalidOption},
+		{"jitter above max", ok, []trim.Option{trim.WithStreams("a"), trim.WithJitter(trim.MaxJitter + 1)}, midstream.ErrInvalidOption},
+		{"jitter MaxInt64", ok, []trim.Option{trim.WithStreams("a"), trim.WithJitter(math.MaxInt64)}, midstream.ErrInvalidOption},
+		{"negative streams per tick", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxStreamsPerTick(-1)}, midstream.ErrInvalidOption},
+		{"streams per tick above max", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxStreamsPerTick(trim.MaxStreamsPerTick + 1)}, midstream.ErrInvalidOption},
+		{"streams per tick MaxInt", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxStreamsPerTick(math.MaxInt)}, midstream.ErrInvalidOption},
+		{"negative passes", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxPasses(-1)}, midstream.ErrInvalidOption},
+		{"passes above max", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxPasses(trim.MaxPasses + 1)}, midstream.ErrInvalidOption},
+		{"passes 1e9", ok, []trim.Option{trim.WithStreams("a"), trim.WithMaxPasses(1e9)}, midstream.ErrInvalidOption},
+		{"nil meter provider", ok, []trim.Option{trim.WithStreams("a"), trim.WithMeterProvider(nil)}, midstream.ErrInvalidOption},
 		{"nil logger", ok, []trim.Option{trim.WithStreams("a"), trim.WithLogger(nil)}, midstream.ErrInvalidOption},
 		{"nil report", ok, []trim.Option{trim.WithStreams("a"), trim.WithReport(nil)}, midstream.ErrInvalidOption},
 		{"nil option", ok, []trim.Option{trim.WithStreams("a"), nil}, midstream.ErrInvalidOption},

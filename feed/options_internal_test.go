@@ -1,0 +1,29 @@
+package feed
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestZeroMeansDefault: an option given its zero value leaves the Feed as
+// no option does, also after a non-zero value (the last one wins).
+func TestZeroMeansDefault(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	f, err := New(rdb,
+		WithStream("s"), WithStream(""),
+		WithChannel("c"), WithChannel(""),
+		WithFanOutOnWrite(10), WithFanOutOnWrite(0),
+		WithScanBudget(10), WithScanBudget(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.cfg
+	if c.stream != DefaultStream || c.channel != DefaultChannel || c.fanOutMaxLen != 0 || c.budget != DefaultScanBudget {
+		t.Fatalf("config %+v, want the defaults", c)
+	}
+	if s, ch := f.source("bob"); s != DefaultStream || ch != DefaultChannel {
+		t.Fatalf("source %q %q, want fan-out on read", s, ch)
+	}
+}

@@ -1,0 +1,25 @@
+package notify
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestZeroMeansDefault: an option given its zero value leaves the Notifier
+// as no option does, also after a non-zero value (the last one wins).
+func TestZeroMeansDefault(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	n, err := New(rdb,
+		WithKeyPrefix("n:"), WithKeyPrefix(""),
+		WithMaxLen(10), WithMaxLen(0),
+		WithCountBudget(10), WithCountBudget(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := n.cfg
+	if c.prefix != DefaultKeyPrefix || c.maxLen != 0 || c.budget != DefaultCountBudget {
+		t.Fatalf("config %+v, want the defaults", c)
+	}
+}
