@@ -45,8 +45,8 @@ const KeySuffix = ":dlq"
 //
 // A name holding braces without forming a valid tag ("a}b", "x{}") cannot
 // be wrapped that way; Key then returns stream+":dlq", which almost surely
-// lives in another slot: Move and Redrive still work there, without the
-// atomicity (see Queue.Atomic). Naming streams with an explicit tag,
+// lives in another slot: Move and Redrive still work there, with several
+// commands instead of one script (see Queue.Atomic). Naming streams with an explicit tag,
 // "{orders}", and letting the DLQ be "{orders}:dlq" is the clearest layout.
 func Key(stream string) string {
 	if _, ok := keys.HashTag(stream); ok {
@@ -64,12 +64,13 @@ func Key(stream string) string {
 // and holds no state besides its configuration; any number of Queues may work
 // on the same keys. It never closes the client it was given.
 type Queue struct {
-	client redis.UniversalClient
-	source string
-	key    string
-	atomic bool // source and key share a cluster slot
-	log    *slog.Logger
-	tracer telemetry.Tracer
+	client  redis.UniversalClient
+	source  string
+	key     string
+	atomic  bool   // source and key share a cluster slot
+	markers string // prefix of the marker keys of Move's multi-command path
+	log     *slog.Logger
+	tracer  telemetry.Tracer
 }
 
 // Option configures a Queue. Options are checked by New: a zero value
@@ -149,12 +150,13 @@ func New(client redis.UniversalClient, source string, opts ...Option) (*Queue, e
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{
-		client: client,
-		source: source,
-		key:    cfg.key,
-		atomic: keys.SameSlot(source, cfg.key),
-		log:    cfg.logger.With("stream", source, "dlq", cfg.key),
-		tracer: telemetry.NewTracer(cfg.tracerProvider),
+		client:  client,
+		source:  source,
+		key:     cfg.key,
+		atomic:  keys.SameSlot(source, cfg.key),
+		markers: markerPrefix(cfg.key),
+		log:     cfg.logger.With("stream", source, "dlq", cfg.key),
+		tracer:  telemetry.NewTracer(cfg.tracerProvider),
 	}
 	if !q.atomic {
 		q.log.Warn("deadletter: the dead-letter key is not in the source's cluster slot: moves and redrives are not atomic")
@@ -170,8 +172,10 @@ func (q *Queue) Source() string { return q.source }
 
 // Atomic reports whether the source stream and the dead-letter stream share
 // a Redis Cluster hash slot, so that Move and Redrive to the source each run
-// as one atomic script. When false they take several commands: a crash
-// between them may leave a duplicate, never lose an entry.
+// as one atomic script. When false they take several commands and never
+// lose an entry: Move dead-letters an entry at most once within MarkerTTL,
+// also after a crash, a lost reply or a failed XACK (see Move); Redrive may
+// add an entry to the source twice after a crash.
 func (q *Queue) Atomic() bool { return q.atomic }
 
 // Entry is one dead-letter entry: the original entry's fields and its

@@ -41,11 +41,24 @@
 // the source and deletes from the DLQ. Each runs as one Lua script (for
 // entries of up to about 3,500 fields, the most a script can write), exactly
 // once, when both keys live in the same Redis Cluster hash slot, which on a
-// cluster means the same hash tag. The default key (see Key) takes care of
-// it: "orders" gets "{orders}:dlq" and "{orders}" gets "{orders}:dlq". A key
-// set with WithKey in another slot still works, with separate commands that
-// may duplicate an entry after a crash but never lose one (Queue.Atomic
-// tells which path a Queue takes).
+// cluster means the same hash tag (and, for Move, on Redis 7.0 and later).
+// The default key (see Key) takes care of it: "orders" gets "{orders}:dlq"
+// and "{orders}" gets "{orders}:dlq". A key set with WithKey in another slot
+// still works, with separate commands that never lose an entry
+// (Queue.Atomic tells which path a Queue takes): Move then keeps a
+// short-lived marker key per entry in the dead-letter stream's slot, so that
+// a repeat after a crash, a lost reply or a failed XACK adds no second
+// dead-letter entry within MarkerTTL (larger entries and servers before 7.0
+// take this path too); Redrive may add an entry twice after a crash.
+//
+// # Permissions
+//
+// Move and Redrive check, before their first write, that the Redis user may
+// run every command they write with (on Redis 7.0 and later, which have
+// redis.acl_check_cmd). A user without XACK (Move) or XDEL (Redrive) gets a
+// NOPERM error and nothing is written: no dead-letter entry, nothing added
+// to the target. Before 7.0, Move's marker still keeps such a user to one
+// dead-letter entry per source entry; Redrive cannot check.
 //
 // # Tracing
 //

@@ -92,8 +92,19 @@ func (o *RedriveOptions) validate(q *Queue) (target string, err error) {
 //
 // It returns the new entry's ID; nil when the entry does not exist; 0 when
 // it holds no other field (nothing done); 1 when it holds too many fields
-// for unpack (nothing done).
-var redriveScript = redis.NewScript(`
+// for unpack (nothing done). Before reading, it checks that the user may run
+// XADD on the target and XDEL on the dead-letter stream (Redis 7.0 and
+// later): if not, it returns NOPERM having written nothing, so the entry
+// stays in the dead-letter stream and the target gets nothing. Once XADD has
+// run, XDEL cannot fail: permissions are checked, XDEL is not refused for
+// memory or on a script that has written, and the dead-letter key was just
+// read as a stream. Before Redis 7.0 the check is skipped: a user without
+// XDEL gets the entry added to the target and the script's error.
+var redriveScript = redis.NewScript(aclLua + `
+local d = denied('XADD', KEYS[2], '*', 'f', 'v') or denied('XDEL', KEYS[1], ARGV[1])
+if d then
+	return d
+end
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then
 	return false
@@ -130,6 +141,11 @@ return id
 // find it gone count it as skipped. Otherwise each entry takes XRANGE, XADD
 // and XDEL as separate commands: at least once, a crash between XADD and
 // XDEL or a concurrent Redrive may add an entry twice.
+//
+// Either way, before its first write Redrive checks that the user may run
+// XADD on the target and XDEL on the dead-letter stream (Redis 7.0 and
+// later, redis.acl_check_cmd); if not it returns a NOPERM error
+// (redis.HasErrorPrefix(err, "NOPERM")) having added nothing to the target.
 //
 // Without opts.IDs, Redrive works through the entries present when it
 // starts, so entries dead-lettered again meanwhile wait for the next call.
@@ -204,6 +220,7 @@ type redriver struct {
 	max      int
 	interval time.Duration // between entries; 0: no pacing
 	next     time.Time     // earliest start of the next entry
+	checked  bool          // inSteps checked the user's permissions
 	res      RedriveResult
 }
 
@@ -283,8 +300,19 @@ func (r *redriver) scripted(ctx context.Context, id string) (newID string, code 
 }
 
 // inSteps reads the entry (XRANGE), adds it to the target (XADD) and deletes
-// it (XDEL). It returns like scripted, without code 1.
+// it (XDEL). It returns like scripted, without code 1. The first call checks
+// that the user may run XADD and XDEL (aclScript), so that a user without
+// XDEL does not get a copy in the target per attempt.
 func (r *redriver) inSteps(ctx context.Context, id string) (newID string, code int64, err error) {
+	if !r.checked {
+		if err := checkACL(ctx, r.q.client, r.q.key,
+			[]any{"XADD", r.target, "*", "f", "v"},
+			[]any{"XDEL", r.q.key, id},
+		); err != nil {
+			return "", 0, err
+		}
+		r.checked = true
+	}
 	fields, ok, err := r.readOrdered(ctx, id)
 	if err != nil || !ok {
 		return "", -1, err

@@ -7,7 +7,10 @@
 // initial value 0), computed over the key's hash tag when it has one.
 package keys
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // SlotCount is the number of hash slots in a Redis Cluster.
 const SlotCount = 16384
@@ -41,6 +44,20 @@ func Slot(key string) uint16 {
 // script or transaction may touch both.
 func SameSlot(a, b string) bool {
 	return Slot(a) == Slot(b)
+}
+
+// TagInSlot returns a hash tag, braces included, that hashes to slot: the
+// first of "{0}", "{1}", "{2}", … in that slot. A key starting with it lives
+// in slot whatever follows, which places a key beside one whose own name
+// cannot be wrapped in braces ("a}b" has no tag and holds a '}').
+func TagInSlot(slot uint16) string {
+	slot %= SlotCount
+	for i := 0; ; i++ {
+		s := strconv.Itoa(i)
+		if crc16(s)%SlotCount == slot {
+			return "{" + s + "}"
+		}
+	}
 }
 
 // crcTable holds CRC16-XMODEM of every byte value, for byte-at-a-time

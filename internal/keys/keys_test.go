@@ -1,6 +1,9 @@
 package keys
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 func TestKeysCRC16(t *testing.T) {
 	for _, tc := range []struct {
@@ -100,5 +103,36 @@ func TestKeysSlotRange(t *testing.T) {
 		if s := Slot(k); s >= SlotCount {
 			t.Fatalf("Slot(%q) = %d, out of range", k, s)
 		}
+	}
+}
+
+// TestKeysTagInSlot: every slot has a tag, the first in "{0}", "{1}", …,
+// and a key starting with it lives in that slot whatever follows.
+func TestKeysTagInSlot(t *testing.T) {
+	first := make(map[uint16]string, SlotCount) // slot → its first tag, in one pass
+	last := uint16(0)                           // the slot found last
+	for i := 0; len(first) < SlotCount; i++ {
+		tag := "{" + strconv.Itoa(i) + "}"
+		if s := Slot(tag); first[s] == "" {
+			first[s], last = tag, s
+		}
+	}
+	for s := uint16(0); s < SlotCount; s += 97 {
+		checkTagInSlot(t, s, first[s])
+	}
+	checkTagInSlot(t, last, first[last])
+	if TagInSlot(SlotCount+5) != TagInSlot(5) {
+		t.Fatal("TagInSlot does not reduce the slot modulo SlotCount")
+	}
+}
+
+func checkTagInSlot(t *testing.T, slot uint16, want string) {
+	t.Helper()
+	tag := TagInSlot(slot)
+	if tag != want {
+		t.Fatalf("TagInSlot(%d) = %q, want %q", slot, tag, want)
+	}
+	if got := Slot(tag + "a}b{c}"); got != slot {
+		t.Fatalf("TagInSlot(%d) = %q: a key starting with it is in slot %d", slot, tag, got)
 	}
 }
