@@ -38,6 +38,37 @@ type proc struct {
 	done   chan struct{} // closed when the process has exited and been reaped
 	err    error         // cmd.Wait's result, once done is closed
 	stderr *lockedBuffer
+
+	mu       sync.Mutex
+	killedAt time.Time  // when Kill sent SIGKILL
+	stops    []stopSpan // SIGSTOP (Stop) to SIGCONT (Cont or Term)
+}
+
+// stopSpan is a time a worker was frozen; end is zero while it still is.
+type stopSpan struct{ start, end time.Time }
+
+// instance names the worker process as it logs its calls (instanceName).
+func (p *proc) instance() string { return instanceName(p.cmd.Process.Pid, p.name) }
+
+// lostOwnership reports whether, after from, the worker was killed or
+// frozen for longer than minIdle: then other consumers may take over what
+// it held, and a second handling of its entries is expected.
+func (p *proc) lostOwnership(from time.Time, minIdle time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.killedAt.IsZero() && p.killedAt.After(from) {
+		return true
+	}
+	for _, s := range p.stops {
+		end := s.end
+		if end.IsZero() {
+			end = time.Now()
+		}
+		if end.After(from) && end.Sub(s.start) > minIdle {
+			return true
+		}
+	}
+	return false
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer and readers.
@@ -148,6 +179,9 @@ func (p *proc) signal(sig syscall.Signal) {
 // gone.
 func (p *proc) Kill() {
 	p.t.Helper()
+	p.mu.Lock()
+	p.killedAt = time.Now()
+	p.mu.Unlock()
 	p.signal(syscall.SIGKILL)
 	select {
 	case <-p.done:
@@ -159,16 +193,28 @@ func (p *proc) Kill() {
 // Stop freezes the worker (SIGSTOP): it holds its connections and its
 // entries but does nothing, like a process stuck in a long GC pause or a VM
 // that was suspended.
-func (p *proc) Stop() { p.signal(syscall.SIGSTOP) }
+func (p *proc) Stop() {
+	p.mu.Lock()
+	p.stops = append(p.stops, stopSpan{start: time.Now()})
+	p.mu.Unlock()
+	p.signal(syscall.SIGSTOP)
+}
 
 // Cont resumes a worker frozen by Stop (SIGCONT).
-func (p *proc) Cont() { p.signal(syscall.SIGCONT) }
+func (p *proc) Cont() {
+	p.signal(syscall.SIGCONT)
+	p.mu.Lock()
+	if n := len(p.stops); n > 0 && p.stops[n-1].end.IsZero() {
+		p.stops[n-1].end = time.Now()
+	}
+	p.mu.Unlock()
+}
 
 // Term asks the worker to shut down (SIGTERM) and waits for it; the test
 // fails unless it exits with status 0 within a generous bound.
 func (p *proc) Term() {
 	p.t.Helper()
-	p.signal(syscall.SIGCONT) // a frozen process would not act on SIGTERM
+	p.Cont() // a frozen process would not act on SIGTERM
 	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -783,13 +829,73 @@ func TestCleanupKeepsConsumersWithPending(t *testing.T) {
 	}
 }
 
+// duplicateSplit classifies the repeated handlings in a call log.
+type duplicateSplit struct {
+	afterKill int      // an earlier handling was by a worker later killed or frozen past MinIdle
+	live      int      // anything else: a live consumer handled the entry again
+	liveIDs   []string // entries with such a duplicate, sorted
+}
+
+// splitDuplicates classifies every handling of an entry after its first
+// (handled calls of the log, in start order): "after a kill" when an
+// earlier handling of the entry was by a worker that was then killed, or
+// frozen for longer than minIdle (its acknowledgement may never have been
+// sent, or came after another consumer took the entry over); "by a live
+// consumer" otherwise.
+func splitDuplicates(t *testing.T, calls []loggedCall, procs []*proc, minIdle time.Duration) duplicateSplit {
+	t.Helper()
+	byInstance := map[string]*proc{}
+	for _, p := range procs {
+		byInstance[p.instance()] = p
+	}
+	byID := map[string][]loggedCall{}
+	for _, c := range calls {
+		if c.outcome == callHandled {
+			byID[c.id] = append(byID[c.id], c)
+		}
+	}
+	var d duplicateSplit
+	for id, hs := range byID {
+		slices.SortFunc(hs, func(a, b loggedCall) int { return a.start.Compare(b.start) })
+		live := false
+		for i := 1; i < len(hs); i++ {
+			explained := false
+			for _, earlier := range hs[:i] {
+				p, ok := byInstance[earlier.instance]
+				if !ok {
+					t.Errorf("call log: unknown worker %s", earlier.instance)
+					continue
+				}
+				if p.lostOwnership(earlier.start, minIdle) {
+					explained = true
+					break
+				}
+			}
+			if explained {
+				d.afterKill++
+			} else {
+				d.live++
+				live = true
+			}
+		}
+		if live {
+			d.liveIDs = append(d.liveIDs, id)
+		}
+	}
+	slices.Sort(d.liveIDs)
+	return d
+}
+
 // TestFaultRun: four worker processes share a stream of entries, 1% of them
 // poison (their handler always fails); every interval one worker, chosen at
 // random, is killed with SIGKILL and replaced by a new process. At the end
 // no entry is lost (each is in the ledger or the DLQ), every poison entry is
 // in the DLQ exactly once after MaxDeliveries deliveries, no good entry is,
-// and nothing is pending. Duplicates (entries handled more than once: killed
-// after the handler, before the ack) are reported.
+// and nothing is pending. Duplicates (entries handled more than once) are
+// reported, split by cause from the workers' call log and the times the
+// test killed them: "after a kill" (an earlier handling of the entry was by
+// a worker that was then killed, so its acknowledgement may never have been
+// sent) and "by a live consumer" (anything else), which must be none.
 //
 // The short version (default) runs 2000 entries with a kill every second for
 // five seconds; with MIDSTREAM_LONG=1, 20000 entries with a kill every two
@@ -809,6 +915,7 @@ func TestFaultRun(t *testing.T) {
 		workers       = 4
 		poisonEvery   = 100 // 1%
 		maxDeliveries = 3
+		minIdle       = 500 * time.Millisecond
 	)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
@@ -846,14 +953,16 @@ func TestFaultRun(t *testing.T) {
 
 	env := workerEnv(stream, group, ledger, map[string]string{
 		envWorkerSleep: "40ms", envWorkerConc: "4", envWorkerBatch: "10",
-		envWorkerMinIdle: "500ms", envWorkerClaim: "100ms", envWorkerBackoff: "1s",
+		envWorkerMinIdle: minIdle.String(), envWorkerClaim: "100ms", envWorkerBackoff: "1s",
 		envWorkerMaxDeliv: strconv.Itoa(maxDeliveries),
 	})
 	procs := make([]*proc, workers)
 	names := make([]string, workers)
+	var everyProc []*proc // every worker started, for the call log
 	for i := range procs {
 		names[i] = fmt.Sprintf("w%d", i)
 		procs[i] = startWorker(t, srv, names[i], env)
+		everyProc = append(everyProc, procs[i])
 	}
 
 	// Run until every good entry is handled, every poison one dead-lettered
@@ -890,6 +999,7 @@ func TestFaultRun(t *testing.T) {
 				names[i] = fmt.Sprintf("w%d.%d", i, killed)
 			}
 			procs[i] = startWorker(t, srv, names[i], env)
+			everyProc = append(everyProc, procs[i])
 			next = time.Now().Add(every)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -934,10 +1044,45 @@ func TestFaultRun(t *testing.T) {
 	if p := pendingCount(t, srv.Client, stream, group); p != 0 {
 		t.Errorf("%d entries still pending", p)
 	}
-	t.Logf("entries %d (%d poison), workers %d, kills %d (%d restarts reused the name), lost %d, duplicates %d, dead-lettered %d",
-		n, len(poison), workers, killed, reused, lost, duplicates, len(dl))
+	records, err := srv.Client.LRange(ctx, callLogKey(ledger), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, err := parseCallLog(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := 0
+	for _, c := range calls {
+		if c.outcome == callHandled {
+			logged++
+		}
+	}
+	if logged != sum {
+		t.Errorf("call log holds %d handlings, the ledger %d", logged, sum)
+	}
+	split := splitDuplicates(t, calls, everyProc, minIdle)
+	t.Logf("entries %d (%d poison), workers %d, kills %d (%d restarts reused the name), lost %d, duplicates %d (after a kill %d, by a live consumer %d), dead-lettered %d",
+		n, len(poison), workers, killed, reused, lost, duplicates, split.afterKill, split.live, len(dl))
 	if lost != 0 {
 		t.Errorf("%d entries lost", lost)
+	}
+	if split.live != 0 {
+		t.Errorf("%d duplicates by a live consumer (no earlier handling of the entry was by a worker killed since), in %d entries", split.live, len(split.liveIDs))
+		byID := map[string][]string{}
+		for _, c := range calls {
+			byID[c.id] = append(byID[c.id], fmt.Sprintf("%s at %s: %s", c.instance, c.start.Format("15:04:05.000"), c.outcome))
+		}
+		for _, id := range split.liveIDs[:min(len(split.liveIDs), 10)] {
+			t.Errorf("entry %s: %s", id, strings.Join(byID[id], "; "))
+		}
+		for _, p := range everyProc {
+			p.mu.Lock()
+			if !p.killedAt.IsZero() {
+				t.Logf("worker %s killed at %s", p.instance(), p.killedAt.Format("15:04:05.000"))
+			}
+			p.mu.Unlock()
+		}
 	}
 }
 
@@ -975,5 +1120,34 @@ func TestRestartedConsumerRespectsDeliveryLimit(t *testing.T) {
 	dl := dlqAll(t, srv.Client, stream)
 	if len(dl) != 1 || dl[0].OriginalID != ids[0] || dl[0].Deliveries != maxDeliveries {
 		t.Errorf("DLQ %+v, want the entry once with %d deliveries", dl, maxDeliveries)
+	}
+}
+
+// TestSplitDuplicates checks the classification of TestFaultRun's
+// duplicates on a made-up call log (no server needed).
+func TestSplitDuplicates(t *testing.T) {
+	t0 := time.Now().Add(-time.Hour)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	mk := func(pid int, name string) *proc {
+		return &proc{name: name, cmd: &exec.Cmd{Process: &os.Process{Pid: pid}}}
+	}
+	killed, frozen, briefly, alive := mk(1, "k"), mk(2, "f"), mk(3, "b"), mk(4, "a")
+	killed.killedAt = at(10 * time.Second)
+	frozen.stops = []stopSpan{{at(20 * time.Second), at(22 * time.Second)}}
+	briefly.stops = []stopSpan{{at(30 * time.Second), at(30*time.Second + 100*time.Millisecond)}}
+	call := func(id string, p *proc, d time.Duration) loggedCall {
+		return loggedCall{id: id, instance: p.instance(), start: at(d), outcome: callHandled}
+	}
+	calls := []loggedCall{
+		call("1", killed, 9*time.Second), call("1", alive, 11*time.Second), // after a kill
+		call("2", killed, 11*time.Second), call("2", alive, 12*time.Second), // killed before it handled: live
+		call("3", frozen, 19*time.Second), call("3", alive, 23*time.Second), // frozen past MinIdle: after a kill
+		call("4", briefly, 29*time.Second), call("4", alive, 31*time.Second), // frozen briefly: live
+		call("5", alive, time.Second), call("5", alive, 2*time.Second), call("5", alive, 3*time.Second), // live twice
+		{id: "6", instance: alive.instance(), start: at(0), outcome: callFailed}, call("6", alive, time.Second), // a failure first: no duplicate
+	}
+	d := splitDuplicates(t, calls, []*proc{killed, frozen, briefly, alive}, 500*time.Millisecond)
+	if d.afterKill != 2 || d.live != 4 || !slices.Equal(d.liveIDs, []string{"2", "4", "5"}) {
+		t.Fatalf("split %+v, want 2 after a kill, 4 live in entries 2, 4 and 5", d)
 	}
 }

@@ -635,9 +635,12 @@ func TestLedgerWrongTypeWhileRunning(t *testing.T) {
 // exactly once with 3 deliveries, every good entry was handled, and
 // nothing is pending.
 //
-// Old behaviour caught: a reclaim pass took at most a batch of entries per
-// claim interval from a window of the pending list and resumed past its
-// cursor, so retries fell behind the failures and the pending list grew.
+// Old behaviour guarded against: a reclaim pass took at most a batch of
+// entries per claim interval from a window of the pending list and resumed
+// past its cursor, so retries could fall behind the failures and the
+// pending list grow. At this rate the old consumer keeps up (a pass may
+// claim 100 entries every 20 ms, the pending list stays well inside the
+// 1000-entry window): the test passes on it and guards the rewrite.
 func TestLedgerFailingTenPercentSustained(t *testing.T) {
 	produceFor := 15 * time.Second
 	if os.Getenv(envLong) == "1" {

@@ -55,6 +55,16 @@ func TestMain(m *testing.M) {
 // included), beside the ledger of successful ones.
 func callsKey(ledger string) string { return ledger + ":calls" }
 
+// callLogKey is the list where worker processes log each handler call that
+// finished (see faultHandler.instance and parseCallLog).
+func callLogKey(ledger string) string { return ledger + ":log" }
+
+// Outcomes of a logged handler call.
+const (
+	callHandled = "handled" // recorded in the ledger, in the same transaction
+	callFailed  = "failed"
+)
+
 // faultHandler is the handler of the fault tests, in worker processes and in
 // process alike. Each call first counts itself in callsKey(ledger). An entry
 // whose field "poison" is "1" then fails at once. Otherwise the call sleeps
@@ -69,12 +79,18 @@ type faultHandler struct {
 	fail   bool
 	// onCall, when set, is called first with every message (in-process use).
 	onCall func(m *consumer.Message)
+	// instance, when set (worker processes: "pid/name"), makes every call
+	// that finishes log itself in callLogKey(ledger): entry ID, instance,
+	// start time in Unix nanoseconds and outcome. A successful call logs
+	// itself in the same transaction as its ledger increment.
+	instance string
 }
 
 // errPoison is what a poison entry's handler returns.
 var errPoison = errors.New("poison entry")
 
 func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
+	start := time.Now()
 	if h.onCall != nil {
 		h.onCall(m)
 	}
@@ -82,6 +98,7 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 		return err
 	}
 	if m.Fields["poison"] == "1" {
+		h.logCall(ctx, m.ID, start, callFailed)
 		return errPoison
 	}
 	if h.sleep > 0 {
@@ -94,9 +111,54 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 		}
 	}
 	if h.fail {
+		h.logCall(ctx, m.ID, start, callFailed)
 		return errors.New("late failure")
 	}
-	return h.rdb.HIncrBy(ctx, h.ledger, m.ID, 1).Err()
+	if h.instance == "" {
+		return h.rdb.HIncrBy(ctx, h.ledger, m.ID, 1).Err()
+	}
+	tx := h.rdb.TxPipeline()
+	tx.HIncrBy(ctx, h.ledger, m.ID, 1)
+	tx.RPush(ctx, callLogKey(h.ledger), h.callRecord(m.ID, start, callHandled))
+	_, err := tx.Exec(ctx)
+	return err
+}
+
+func (h *faultHandler) callRecord(id string, start time.Time, outcome string) string {
+	return fmt.Sprintf("%s %s %d %s", id, h.instance, start.UnixNano(), outcome)
+}
+
+// logCall logs a call that failed (best effort: the log is for reports).
+func (h *faultHandler) logCall(ctx context.Context, id string, start time.Time, outcome string) {
+	if h.instance != "" {
+		_ = h.rdb.RPush(ctx, callLogKey(h.ledger), h.callRecord(id, start, outcome)).Err()
+	}
+}
+
+// loggedCall is one record of callLogKey.
+type loggedCall struct {
+	id, instance, outcome string
+	start                 time.Time
+}
+
+// instanceName names a worker process in the call log.
+func instanceName(pid int, name string) string { return fmt.Sprintf("%d/%s", pid, name) }
+
+// parseCallLog parses the records of callLogKey.
+func parseCallLog(records []string) ([]loggedCall, error) {
+	out := make([]loggedCall, 0, len(records))
+	for _, r := range records {
+		f := strings.Fields(r)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("call log record %q", r)
+		}
+		ns, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("call log record %q: %w", r, err)
+		}
+		out = append(out, loggedCall{id: f[0], instance: f[1], start: time.Unix(0, ns), outcome: f[3]})
+	}
+	return out, nil
 }
 
 // workerMain runs one consumer configured by the environment until SIGTERM
@@ -190,7 +252,8 @@ func runWorker() error {
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 
-	h := &faultHandler{rdb: rdb, ledger: ledger, sleep: sleep, fail: os.Getenv(envWorkerFail) == "1"}
+	h := &faultHandler{rdb: rdb, ledger: ledger, sleep: sleep, fail: os.Getenv(envWorkerFail) == "1",
+		instance: instanceName(os.Getpid(), name)}
 	c, err := consumer.New(rdb, stream, group, h, opts...)
 	if err != nil {
 		return err
