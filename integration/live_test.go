@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -293,7 +294,8 @@ func TestLiveCancelEndsEverything(t *testing.T) {
 }
 
 // TestLiveWrongTypeEndsWithError: a key that is not a stream is an error
-// retrying cannot fix; the subscription ends and reports it.
+// retrying cannot fix; after a few attempts the subscription ends and
+// reports it, wrapping midstream.ErrMisconfigured.
 func TestLiveWrongTypeEndsWithError(t *testing.T) {
 	srv := redistest.Start(t)
 	key := srv.Key("notastream")
@@ -309,7 +311,7 @@ func TestLiveWrongTypeEndsWithError(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("subscription on a string key still running")
 	}
-	if sub.Err() == nil {
-		t.Fatal("Err = nil, want WRONGTYPE")
+	if err := sub.Err(); !errors.Is(err, midstream.ErrMisconfigured) || !redis.HasErrorPrefix(err, "WRONGTYPE") {
+		t.Fatalf("Err = %v, want WRONGTYPE wrapped in midstream.ErrMisconfigured", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -723,5 +724,85 @@ func TestTrimmerNeverLosesUnreadWork(t *testing.T) {
 	}
 	if st.Trimmed != trimmed.Load() || st.HeldBack != heldBack.Load() || st.Errors != 0 {
 		t.Fatalf("Stats %+v disagree with the reports (trimmed %d, held back %d)", st, trimmed.Load(), heldBack.Load())
+	}
+}
+
+// TestTrimmerMisconfiguredUser: a Trimmer whose ACL user may not do its
+// work (run the trim script, run XTRIM inside it, or SCAN for its pattern)
+// stops: Run returns an error wrapping midstream.ErrMisconfigured and the
+// Redis error once the refusal has persisted for a bounded number of
+// passes. Before, Run logged a warning and retried every interval forever
+// (returning nil when its ctx ended), so a missing permission went
+// unnoticed while the streams grew.
+func TestTrimmerMisconfiguredUser(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.Backend == "url" {
+		t.Skip("creates ACL users: needs a server of its own")
+	}
+	cases := []struct {
+		name    string
+		rules   []any // ACL SETUSER rules besides on, >secret, ~*, &*, +@all
+		pattern bool  // find the stream by pattern rather than by name
+		want    string
+	}{
+		// Redis 7.0: NOPERM this user has no permissions to run the 'evalsha' command
+		{"no scripts", []any{"-evalsha", "-eval"}, false, "NOPERM"},
+		// Redis 7.0: ERR The user executing the script can't run this
+		// command or subcommand script: <sha>, on @user_script:1.
+		{"no XTRIM in the script", []any{"-xtrim"}, false, "can't run this command"},
+		// Redis 7.0: NOPERM this user has no permissions to run the 'scan' command
+		{"no SCAN", []any{"-scan"}, true, "NOPERM"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			ctx := context.Background()
+			user := fmt.Sprintf("trimmer%d", i)
+			setuser := append([]any{"ACL", "SETUSER", user, "on", ">secret", "~*", "&*", "+@all"}, tc.rules...)
+			if err := srv.Client.Do(ctx, setuser...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			stream := srv.Key(fmt.Sprintf("acl%d:s", i))
+			publishN(t, srv.Client, stream, 0, 20)
+			rdb := srv.NewClient(func(o *redis.Options) { o.Username, o.Password = user, "secret" })
+			var failed atomic.Int64
+			where := trim.WithStreams(stream)
+			if tc.pattern {
+				where = trim.WithPattern(srv.Key(fmt.Sprintf("acl%d:*", i)))
+			}
+			tr, err := trim.New(rdb, trim.Policy{MaxLen: 5}, where, trim.WithInterval(5*time.Millisecond),
+				trim.WithReport(func(_ trim.Result, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			err = tr.Run(rctx)
+			if err == nil {
+				t.Fatalf("Run returned nil when its ctx ended, after %d failed passes (stats %+v): the trimmer retried silently",
+					failed.Load(), tr.Stats())
+			}
+			if !errors.Is(err, midstream.ErrMisconfigured) {
+				t.Fatalf("Run: %v, want an error wrapping midstream.ErrMisconfigured", err)
+			}
+			var rerr redis.Error
+			if !errors.As(err, &rerr) || !strings.Contains(rerr.Error(), tc.want) {
+				t.Fatalf("Run: %v, want it to wrap the Redis error (%q)", err, tc.want)
+			}
+			if rctx.Err() != nil {
+				t.Fatal("Run returned only when its ctx ended")
+			}
+			if s := tr.Stats(); s.Errors < 1 || s.Errors > 10 {
+				t.Fatalf("stats %+v: want a bounded number of failures before Run returns", s)
+			}
+			if n := trimLen(t, srv.Client, stream); n != 20 {
+				t.Fatalf("the stream has %d entries, want 20 (nothing trimmed)", n)
+			}
+			t.Logf("Run: %v (stats %+v)", err, tr.Stats())
+		})
 	}
 }

@@ -7,13 +7,13 @@ import (
 	"iter"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // Subscription delivers the entries of one stream in ID order, each exactly
@@ -49,12 +49,16 @@ type Subscription struct {
 // delivered ID, so nothing is skipped or repeated.
 //
 // Delivery waits for the receiver: a slow receiver slows reading down, and
-// nothing piles up in memory. Transient errors (lost connections, failed
-// reads) are retried with a backoff; an error Redis replies with that
-// retrying cannot fix (a key of the wrong type, an unknown command) ends the
-// subscription, and Err returns it. Bad arguments fail here with an error
-// wrapping midstream.ErrInvalidOption (a channel that is empty or holds
-// control characters, a bad option), midstream.ErrInvalidStream or
+// nothing piles up in memory. Errors (lost connections, failed reads, a
+// failing filter) are retried with a backoff (jittered, from 50ms to a
+// second); after a connection error or a redirection a cluster client
+// reloads its view of the cluster first. An error retrying cannot fix (a
+// key of the wrong type, a missing ACL permission, an unknown command) ends
+// the subscription once it persisted for 5 reads in a row, and Err returns
+// an error wrapping midstream.ErrMisconfigured and the Redis error. Bad
+// arguments fail here with an error wrapping midstream.ErrInvalidOption (a
+// channel that is empty or holds control characters, a bad option),
+// midstream.ErrInvalidStream or
 // midstream.ErrInvalidID.
 func Subscribe(ctx context.Context, client redis.UniversalClient, stream, channel, from string, opts ...Option) (*Subscription, error) {
 	if client == nil {
@@ -210,22 +214,27 @@ func (s *Subscription) run(ctx context.Context) {
 func (s *Subscription) follow(ctx context.Context) error {
 	timer := time.NewTimer(s.cfg.poll)
 	defer timer.Stop()
-	var backoff time.Duration
+	backoff := rediserr.Backoff{Max: maxBackoff}
+	var streak rediserr.Streak
 	for {
 		err := s.catchUp(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case streak.Observe(err):
+			return rediserr.Fatal("live: read "+s.stream, err)
 		case err == nil:
-			backoff = 0
-		case permanent(err):
-			return fmt.Errorf("live: read %s: %w", s.stream, err)
+			backoff.Reset()
 		default:
-			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
+			class := rediserr.Classify(err)
+			if class == rediserr.Topology {
+				rediserr.Refresh(ctx, s.client)
+			}
+			d := backoff.Next()
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: read failed, retrying",
 				slog.String("stream", s.stream), slog.String("id", s.Last()),
-				slog.Duration("backoff", backoff), slog.Any("error", err))
-			if !sleep(ctx, backoff) {
+				slog.Duration("backoff", d), slog.String("class", class.String()), slog.Any("error", err))
+			if !sleep(ctx, d) {
 				return nil
 			}
 			continue
@@ -298,7 +307,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 // listen turns every pub/sub event into a wake-up. A lost connection is a
 // wake-up too: notifications may have been missed while it was down.
 func (s *Subscription) listen(ctx context.Context) {
-	var backoff time.Duration
+	backoff := rediserr.Backoff{Max: maxBackoff}
 	for ctx.Err() == nil {
 		_, err := s.ps.ReceiveTimeout(ctx, s.cfg.poll)
 		if err != nil {
@@ -312,13 +321,12 @@ func (s *Subscription) listen(ctx context.Context) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: pub/sub failed, reconnecting",
 				slog.String("stream", s.stream), slog.Any("error", err))
 			s.notify()
-			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
-			if !sleep(ctx, backoff) {
+			if !sleep(ctx, backoff.Next()) {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		backoff.Reset()
 		s.notify()
 	}
 }
@@ -330,15 +338,9 @@ func (s *Subscription) notify() {
 	}
 }
 
-// permanent reports errors that retrying cannot fix.
-func permanent(err error) bool {
-	var re redis.Error
-	if !errors.As(err, &re) {
-		return false
-	}
-	msg := re.Error()
-	return strings.HasPrefix(msg, "WRONGTYPE") || strings.HasPrefix(msg, "ERR") || strings.HasPrefix(msg, "NOPERM")
-}
+// maxBackoff caps the waits between retries: a live subscription keeps
+// them short.
+const maxBackoff = time.Second
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

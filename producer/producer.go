@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // Producer appends values of type T to one stream. It is safe for concurrent
@@ -106,6 +107,12 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // pipeline, it is not sent and Publish returns ctx.Err(); once its pipeline
 // is on its way, Publish waits for the reply. A caller's successive calls
 // reach Redis in order.
+//
+// Publish does not retry beyond the client's own retries. After a
+// connection error, a closed node client or a redirection (what a failover
+// looks like), a cluster client is told to reload its view of the cluster
+// before Publish returns, so that the caller's retry goes to the node that
+// holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
@@ -137,7 +144,7 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	} else {
 		_ = p.client.Process(ctx, cmd)
 	}
-	return p.result(cmd)
+	return p.result(ctx, cmd)
 }
 
 // PublishBatch appends vs in order in one pipeline and returns their IDs,
@@ -193,7 +200,7 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	ids = make([]string, len(vs))
 	failed := false
 	for i, cmd := range cmds {
-		ids[i], errs[i] = p.result(cmd)
+		ids[i], errs[i] = p.result(ctx, cmd)
 		failed = failed || errs[i] != nil
 	}
 	if failed {
@@ -297,8 +304,10 @@ func (p *Producer[T]) appendTrim(args []any) []any {
 	return args
 }
 
-// result turns an executed XADD into an ID or a wrapped error.
-func (p *Producer[T]) result(cmd *redis.StringCmd) (string, error) {
+// result turns an executed XADD into an ID or a wrapped error. On a
+// Topology error it has the client refresh its view of the cluster (cheap:
+// go-redis coalesces the reloads).
+func (p *Producer[T]) result(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 	id, err := cmd.Result()
 	switch {
 	case err == nil:
@@ -307,6 +316,9 @@ func (p *Producer[T]) result(cmd *redis.StringCmd) (string, error) {
 		return "", p.wrap(midstream.ErrNoStream)
 	case isServerError(err, "equal or smaller than the target stream top item"):
 		return "", p.wrap(fmt.Errorf("%w: %w", midstream.ErrIDNotIncreasing, err))
+	}
+	if rediserr.Classify(err) == rediserr.Topology {
+		rediserr.Refresh(ctx, p.client)
 	}
 	return "", p.wrap(err)
 }

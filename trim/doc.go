@@ -117,9 +117,20 @@
 // the next tick goes on where it stopped) and runs up to WithMaxPasses
 // passes on each (DefaultMaxPasses). WithReport receives every pass's
 // Result (or error); Stats has the totals; WithLogger logs at Debug what
-// passes trim and hold back and at Warn what fails. Failures are retried on
-// the next tick, never fatal. Run returns nil once its ctx is cancelled,
-// with nothing it started left running.
+// passes trim and hold back and at Warn what fails.
+//
+// Failures are retried, never in a hot loop: after a tick with a failure
+// the next one waits a growing backoff (50ms to 5s, with jitter) on top of
+// the interval. A connection error, a closed client or a cluster
+// redirection (what a failover looks like) also reloads a cluster client's
+// view of the cluster, and the masters to SCAN are listed afresh on every
+// tick, so a Trimmer heals after a master dies without a restart. An error
+// retrying cannot fix (a missing ACL permission, also for a command inside
+// the trim script; a named key of another type; an unknown command) ends
+// Run once it persisted for 5 attempts in a row on one stream or on SCAN:
+// Run returns an error wrapping midstream.ErrMisconfigured and the Redis
+// error. Otherwise Run returns nil once its ctx is cancelled, with nothing
+// it started left running.
 //
 // Options and Policy follow the rule of every midstream package: a zero
 // value means the default (Policy.Limit 0 is DefaultLimit; MaxLen or

@@ -100,7 +100,10 @@ func WithStreams(names ...string) Option {
 // with SCAN MATCH pattern TYPE stream (on a Redis Cluster, on every master;
 // on a Ring, on every shard). Streams added later are found on the next
 // SCAN cycle. A tick issues at most 10 SCAN calls of COUNT 1000 and resumes
-// the cycle where the previous tick left it. Mind what the pattern
+// the cycle where the previous tick left it. On a cluster, each tick that
+// scans lists the masters afresh (ForEachMaster, which reloads the cluster
+// client's view: one CLUSTER SLOTS), so the cycle follows failovers: a
+// master that left is dropped, its replacement scanned. Mind what the pattern
 // catches: "orders*" also matches a dead-letter stream "orders:dlq". The
 // default (also for "") is no pattern; control characters are refused.
 func WithPattern(pattern string) Option {

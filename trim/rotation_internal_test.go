@@ -2,6 +2,7 @@ package trim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -55,5 +56,90 @@ func TestRotation(t *testing.T) {
 	// The next cycle starts over with the names.
 	if got, _, _ := r.next(ctx, 2); !slices.Equal(got, []string{"p:0", "x"}) {
 		t.Fatalf("next cycle: %v", got)
+	}
+}
+
+// TestRotationRequeue: streams a tick did not visit come first next time,
+// without repeats within a call.
+func TestRotationRequeue(t *testing.T) {
+	ctx := context.Background()
+	r := rotation{names: []string{"a", "b", "c", "d", "e"}}
+	got, _, _ := r.next(ctx, 3)
+	if !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("first: %v", got)
+	}
+	r.requeue("c", "a")
+	for i, want := range [][]string{{"c", "a", "d"}, {"e"}, {"a", "b", "c"}} {
+		if got, _, _ := r.next(ctx, 3); !slices.Equal(got, want) {
+			t.Fatalf("call %d: %v, want %v", i, got, want)
+		}
+	}
+}
+
+// TestRotationHealsAfterFailover: the case. A Trimmer with a
+// pattern on a cluster kept the node list of its SCAN cycle; after a master
+// died, the cluster client closed that node's client, and every SCAN of
+// it failed with "redis: client is closed", forever. Now the nodes are
+// listed afresh on every call: the one that left is dropped, and its
+// replacement is scanned from the start.
+func TestRotationHealsAfterFailover(t *testing.T) {
+	ctx := context.Background()
+	server := func(keys ...string) *redis.Client {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { c.Close() })
+		for _, k := range keys {
+			c.XAdd(ctx, &redis.XAddArgs{Stream: k, Values: []string{"k", "v"}})
+		}
+		return c
+	}
+	a := server("p:a1", "p:a2", "p:a3")
+	a2 := server("p:a1", "p:a2", "p:a3") // a's replica, promoted
+	b := server("p:b1")
+	// The cluster client's view: a and b, then b and a2 (a is gone, its
+	// client closed).
+	view := []node{{"a", a}, {"b", b}}
+	r := rotation{pattern: "p:*", list: func(context.Context, redis.UniversalClient) ([]node, error) {
+		return slices.Clone(view), nil
+	}}
+	got, _, err := r.next(ctx, 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("first call: %v %v", got, err)
+	}
+	// a dies while its SCAN is under way (at cursor 7, say); a2 takes
+	// over and its client replaces a's in the cluster client's view.
+	r.done, r.node, r.cursor, r.found = nil, "a", 7, nil
+	a.Close()
+	view = []node{{"a2", a2}, {"b", b}}
+	var all []string
+	for call := 0; ; call++ {
+		got, end, err := r.next(ctx, 2)
+		if err != nil {
+			t.Fatalf("call %d: %v", call, err)
+		}
+		all = append(all, got...)
+		if end {
+			break
+		}
+		if call == 10 {
+			t.Fatal("the cycle never ends")
+		}
+	}
+	slices.Sort(all)
+	if want := []string{"p:a1", "p:a2", "p:a3", "p:b1"}; !slices.Equal(all, want) {
+		t.Fatalf("after the failover the cycle visited %v, want %v", all, want)
+	}
+
+	// With the stale list of before (the closed client still listed), SCAN
+	// fails with a Topology error, and heals as soon as the list is
+	// current.
+	view = []node{{"a", a}, {"b", b}}
+	if _, _, err := r.next(ctx, 10); !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("SCAN on a closed client: %v", err)
+	}
+	view = []node{{"a2", a2}, {"b", b}}
+	got, _, err = r.next(ctx, 10)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("after the view is current: %v %v", got, err)
 	}
 }

@@ -14,26 +14,42 @@ type scanner interface {
 	ScanType(ctx context.Context, cursor uint64, match string, count int64, keyType string) *redis.ScanCmd
 }
 
+// node is one server to SCAN, named by its address.
+type node struct {
+	addr string
+	scanner
+}
+
 // rotation hands out the streams to visit, a bounded number per tick: the
-// named streams, then the ones SCAN finds, one node after the other. A cycle
-// ends when every name was handed out and every node's SCAN came back to
-// cursor 0; a tick stops at the end of a cycle, and the next tick starts a
-// new one. Only Run's goroutine uses it.
+// streams the previous tick did not get to (requeue), the named streams,
+// then the ones SCAN finds, one node after the other. A cycle ends when
+// every name was handed out and every node's SCAN came back to cursor 0; a
+// tick stops at the end of a cycle, and the next tick starts a new one.
+// Only Run's goroutine uses it.
+//
+// The nodes are listed afresh on every call that scans, and the node under
+// way is followed by its address: after a failover the nodes that left
+// (whose clients a cluster client closes) are never scanned again, and
+// their replacements are scanned from the start.
 type rotation struct {
 	client  redis.UniversalClient
 	names   []string
 	pattern string
+	list    func(context.Context, redis.UniversalClient) ([]node, error) // nil: masters
 
-	pos    int       // next name to hand out
-	nodes  []scanner // this cycle's nodes, fetched when its SCAN starts
-	node   int       // node being scanned
-	cursor uint64    // its SCAN cursor
-	found  []string  // keys SCAN returned, not handed out yet
+	retry  []string        // handed out but not visited: first next time
+	pos    int             // next name to hand out
+	done   map[string]bool // addresses of the nodes this cycle scanned to the end
+	node   string          // address of the node being scanned, "" before it is picked
+	cursor uint64          // its SCAN cursor
+	found  []string        // keys SCAN returned, not handed out yet
+	scans  int64           // SCAN calls that succeeded, ever
 }
 
 // next returns up to n distinct streams, and whether the cycle ended with
-// them. It stops early when ctx ends or SCAN fails (returning what it has
-// and the error; the cycle goes on from there next time).
+// them. It stops early when ctx ends or listing the nodes or SCAN fails
+// (returning what it has and the error; the cycle goes on from there next
+// time).
 func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd bool, err error) {
 	seen := make(map[string]bool)
 	add := func(s string) {
@@ -41,6 +57,10 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 			seen[s] = true
 			streams = append(streams, s)
 		}
+	}
+	for len(streams) < n && len(r.retry) > 0 {
+		add(r.retry[0])
+		r.retry = r.retry[1:]
 	}
 	for len(streams) < n && r.pos < len(r.names) {
 		add(r.names[r.pos])
@@ -53,51 +73,89 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		}
 		return streams, false, nil
 	}
-	if r.nodes == nil {
-		if r.nodes, err = masters(ctx, r.client); err != nil {
-			r.nodes = nil
-			return streams, false, err
-		}
-		r.node, r.cursor = 0, 0
-	}
-	calls := 0
+	var nodes []node
+	listed, calls := false, 0
 	for len(streams) < n {
 		if len(r.found) > 0 {
 			add(r.found[0])
 			r.found = r.found[1:]
 			continue
 		}
-		if r.node == len(r.nodes) { // every node scanned: the cycle ends
-			r.pos, r.nodes, r.found = 0, nil, nil
+		if !listed {
+			list := r.list
+			if list == nil {
+				list = masters
+			}
+			if nodes, err = list(ctx, r.client); err != nil {
+				return streams, false, err
+			}
+			listed = true
+		}
+		cur, ok := r.pick(nodes)
+		if !ok { // every node scanned: the cycle ends
+			r.pos, r.done, r.node, r.cursor, r.found = 0, nil, "", 0, nil
 			return streams, true, nil
 		}
 		if calls == maxScanCalls || ctx.Err() != nil {
 			break
 		}
 		calls++
-		keys, cursor, err := r.nodes[r.node].ScanType(ctx, r.cursor, r.pattern, scanCount, "stream").Result()
+		keys, cursor, err := cur.ScanType(ctx, r.cursor, r.pattern, scanCount, "stream").Result()
 		if err != nil {
 			return streams, false, err
 		}
+		r.scans++
 		r.found = append(r.found, keys...)
 		r.cursor = cursor
 		if cursor == 0 {
-			r.node++
+			if r.done == nil {
+				r.done = make(map[string]bool)
+			}
+			r.done[cur.addr] = true
+			r.node = ""
 		}
 	}
 	return streams, false, nil
 }
 
-// masters returns the nodes to SCAN: every master of a cluster, every shard
-// of a ring, or the client itself.
-func masters(ctx context.Context, client redis.UniversalClient) ([]scanner, error) {
+// pick returns the node to scan: the one under way if it is still listed,
+// otherwise the first listed one this cycle has not scanned (from cursor
+// 0), or false when there is none left.
+func (r *rotation) pick(nodes []node) (node, bool) {
+	if r.node != "" {
+		for _, n := range nodes {
+			if n.addr == r.node {
+				return n, true
+			}
+		}
+		r.node, r.cursor = "", 0 // it left: its replacement starts over
+	}
+	for _, n := range nodes {
+		if !r.done[n.addr] {
+			r.node, r.cursor = n.addr, 0
+			return n, true
+		}
+	}
+	return node{}, false
+}
+
+// requeue hands streams out again first in the next call, in order: those
+// a tick did not get to visit.
+func (r *rotation) requeue(streams ...string) {
+	r.retry = append(r.retry, streams...)
+}
+
+// masters returns the nodes to SCAN, by address: every master of a cluster
+// (as the cluster client knows them now: ForEachMaster reloads its view of
+// the cluster first), every shard of a ring, or the client itself.
+func masters(ctx context.Context, client redis.UniversalClient) ([]node, error) {
 	var (
 		mu    sync.Mutex
-		nodes []*redis.Client
+		nodes []node
 	)
 	collect := func(_ context.Context, c *redis.Client) error {
 		mu.Lock()
-		nodes = append(nodes, c)
+		nodes = append(nodes, node{addr: c.Options().Addr, scanner: c})
 		mu.Unlock()
 		return nil
 	}
@@ -111,12 +169,8 @@ func masters(ctx context.Context, client redis.UniversalClient) ([]scanner, erro
 			return nil, err
 		}
 	default:
-		return []scanner{client}, nil
+		return []node{{addr: "self", scanner: client}}, nil
 	}
-	slices.SortFunc(nodes, func(a, b *redis.Client) int { return strings.Compare(a.Options().Addr, b.Options().Addr) })
-	out := make([]scanner, len(nodes))
-	for i, n := range nodes {
-		out[i] = n
-	}
-	return out, nil
+	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(a.addr, b.addr) })
+	return nodes, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // Reason says why a group holds entries back.
@@ -86,7 +87,9 @@ type Result struct {
 // holding another type fails with Redis's WRONGTYPE error.
 //
 // The caller keeps ownership of client. On a Redis Cluster, the pass runs on
-// the node holding stream.
+// the node holding stream; after a connection error or a redirection (a
+// failover, say) Trim has the cluster client reload its view of the
+// cluster, so that a retry goes to the node that holds stream now.
 func Trim(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
 	if client == nil {
 		return Result{}, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
@@ -97,7 +100,11 @@ func Trim(ctx context.Context, client redis.UniversalClient, stream string, p Po
 	if err := p.Validate(); err != nil {
 		return Result{}, err
 	}
-	return pass(ctx, client, stream, p)
+	res, err := pass(ctx, client, stream, p)
+	if err != nil && rediserr.Classify(err) == rediserr.Topology {
+		rediserr.Refresh(ctx, client)
+	}
+	return res, err
 }
 
 // pass runs the script for a validated policy.

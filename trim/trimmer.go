@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 	"github.com/midstream-go/midstream/internal/telemetry"
 )
 
@@ -29,6 +30,11 @@ type Trimmer struct {
 	log    *slog.Logger
 	rot    rotation
 	count  *telemetry.Trimmed
+
+	// Config errors in a row (Run's goroutine only): of each stream's
+	// passes, and of finding streams by pattern.
+	streaks    map[string]*rediserr.Streak
+	scanStreak rediserr.Streak
 
 	running atomic.Bool
 	ticks   atomic.Int64
@@ -94,15 +100,30 @@ func New(client redis.UniversalClient, p Policy, opts ...Option) (*Trimmer, erro
 
 // Run trims until ctx is cancelled, then returns nil. The first tick comes
 // after a random delay of at most the jitter, each next one an interval plus
-// up to the jitter after the previous one ended. Failed passes are logged,
-// counted in Stats.Errors and reported (WithReport), never fatal. Run starts
-// no goroutine that outlives it. It returns ErrRunning if the Trimmer is
-// already running; once it has returned, it may run again.
+// up to the jitter after the previous one ended.
+//
+// Failed passes (and failed SCANs) are logged, counted in Stats.Errors and
+// reported (WithReport), and retried. After a tick with a failure the next
+// one waits a backoff longer (with jitter, growing from 50ms to 5s while
+// ticks keep failing). A connection error, a closed client or a cluster
+// redirection (a failover shows as these) ends the tick: the cluster
+// client's view of the cluster is reloaded, and the streams the tick did not
+// get to come first in the next one. When Redis refuses the work in a way
+// retrying cannot fix (a missing ACL permission, also inside the trim
+// script; a named key holding another type; an unknown command) for the
+// same stream, or for SCAN, rediserr.ConfigAttempts (5) times in a row, Run
+// returns an error wrapping midstream.ErrMisconfigured and the Redis error.
+//
+// Run starts no goroutine that outlives it. It returns ErrRunning if the
+// Trimmer is already running; once it has returned, it may run again.
 func (t *Trimmer) Run(ctx context.Context) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer t.running.Store(false)
+	t.streaks = make(map[string]*rediserr.Streak)
+	t.scanStreak.Reset()
+	var backoff rediserr.Backoff
 	timer := time.NewTimer(t.jitter())
 	defer timer.Stop()
 	for {
@@ -111,8 +132,17 @@ func (t *Trimmer) Run(ctx context.Context) error {
 			return nil
 		case <-timer.C:
 		}
-		t.tick(ctx)
-		timer.Reset(t.cfg.interval + t.jitter())
+		failed, err := t.tick(ctx)
+		if err != nil {
+			return err
+		}
+		wait := t.cfg.interval + t.jitter()
+		if failed {
+			wait += backoff.Next()
+		} else {
+			backoff.Reset()
+		}
+		timer.Reset(wait)
 	}
 }
 
@@ -134,29 +164,86 @@ func (t *Trimmer) jitter() time.Duration {
 	return rand.N(t.cfg.jitter + 1)
 }
 
-// tick visits up to the configured number of streams, once each.
-func (t *Trimmer) tick(ctx context.Context) {
+// tick visits up to the configured number of streams, once each. It
+// reports whether anything failed, and returns the error Run ends with when
+// a Config error persisted.
+func (t *Trimmer) tick(ctx context.Context) (failed bool, fatal error) {
 	t.ticks.Add(1)
+	scans := t.rot.scans
 	streams, _, err := t.rot.next(ctx, t.cfg.maxStreams)
-	if err != nil && ctx.Err() == nil {
-		t.failed.Add(1)
-		t.log.Warn("trim: finding streams failed", "pattern", t.cfg.pattern, "error", err)
+	if ctx.Err() != nil {
+		return false, nil
 	}
-	for _, s := range streams {
-		for range t.cfg.maxPasses {
-			if ctx.Err() != nil {
-				return
+	if err != nil {
+		failed = true
+		class := rediserr.Classify(err)
+		t.failed.Add(1)
+		if t.scanStreak.Observe(err) {
+			return true, rediserr.Fatal("trimmer", fmt.Errorf("finding streams %q: %w", t.cfg.pattern, err))
+		}
+		t.log.Warn("trim: finding streams failed", "pattern", t.cfg.pattern, "error", err, "class", class)
+		if class == rediserr.Topology {
+			rediserr.Refresh(ctx, t.client) // the next tick lists the nodes afresh
+		}
+	} else if t.rot.scans != scans {
+		t.scanStreak.Reset() // a SCAN succeeded (a tick may need none)
+	}
+	for i, s := range streams {
+		err := t.visit(ctx, s)
+		if ctx.Err() != nil {
+			return failed, nil // cancelled mid-pass: not a failure
+		}
+		if err == nil {
+			delete(t.streaks, s)
+			continue
+		}
+		failed = true
+		class := rediserr.Classify(err)
+		if class == rediserr.Config {
+			streak := t.streaks[s]
+			if streak == nil {
+				streak = new(rediserr.Streak)
+				t.streaks[s] = streak
 			}
-			res, err := pass(ctx, t.client, s, t.policy)
-			if err != nil && ctx.Err() != nil {
-				return // cancelled mid-pass: not a failure
+			if streak.Observe(err) {
+				return true, rediserr.Fatal("trimmer", err)
 			}
-			t.record(res, err)
-			if err != nil || !res.More {
-				break
-			}
+			continue // about this stream (a key of another type, a key the user may not touch)
+		}
+		delete(t.streaks, s)
+		if class == rediserr.Topology {
+			rediserr.Refresh(ctx, t.client)
+		}
+		// The server (or the client's view of it) is in trouble: leave the
+		// other streams for the next tick, after a backoff, and this one
+		// after them.
+		t.rot.requeue(streams[i+1:]...)
+		t.rot.requeue(s)
+		return true, nil
+	}
+	return failed, nil
+}
+
+// visit runs up to the configured number of passes on stream, while they
+// stop at the work limit, and returns the error of the one that failed.
+func (t *Trimmer) visit(ctx context.Context, stream string) error {
+	for range t.cfg.maxPasses {
+		if ctx.Err() != nil {
+			return nil
+		}
+		res, err := pass(ctx, t.client, stream, t.policy)
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		t.record(res, err)
+		if err != nil {
+			return err
+		}
+		if !res.More {
+			return nil
 		}
 	}
+	return nil
 }
 
 // record counts, logs and reports one pass.
@@ -164,7 +251,7 @@ func (t *Trimmer) record(res Result, err error) {
 	t.passes.Add(1)
 	if err != nil {
 		t.failed.Add(1)
-		t.log.Warn("trim: pass failed", "stream", res.Stream, "error", err)
+		t.log.Warn("trim: pass failed", "stream", res.Stream, "error", err, "class", rediserr.Classify(err))
 	} else {
 		t.trimmed.Add(res.Trimmed)
 		t.count.Add(context.Background(), res.Stream, res.Trimmed)

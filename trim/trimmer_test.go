@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 	"github.com/midstream-go/midstream/trim"
 )
 
@@ -179,37 +181,54 @@ func TestTrimmerRun(t *testing.T) {
 	goleak.VerifyNone(t, leaks)
 }
 
-// TestTrimmerReportsErrors: a failing pass is reported, counted and
-// retried, never fatal.
-func TestTrimmerReportsErrors(t *testing.T) {
+// TestTrimmerConfigErrorEndsRun: a pass Redis refuses in a way retrying
+// cannot fix (WRONGTYPE on a named key) is reported, counted and retried
+// with a backoff; once it failed rediserr.ConfigAttempts times in a row, Run
+// returns an error wrapping midstream.ErrMisconfigured and the Redis error.
+// Other streams are trimmed meanwhile.
+func TestTrimmerConfigErrorEndsRun(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	c, mr := newClient(t)
-	c.Set(context.Background(), "str", "x", 0)
-	errs := make(chan error, 100)
-	tr, err := trim.New(c, trim.Policy{MaxLen: 1}, trim.WithStreams("str"), trim.WithInterval(time.Millisecond),
+	add(t, c, "str", "1-0")
+	add(t, c, "ok", seq(1, 20)...)
+	// Redis 7.0's reply to the script on a string key. (miniredis wraps
+	// it in "ERR Error compiling script", which Redis does not.)
+	c.AddHook(&failScripts{fail: func(stream string) error {
+		if stream == "str" {
+			return reply("WRONGTYPE Operation against a key holding the wrong kind of value script: 3fb707d4e68bf3674786a71dd5c75b61e6d9ef5f, on @user_script:57.")
+		}
+		return nil
+	}})
+	var mu sync.Mutex
+	var errs []error
+	tr, err := trim.New(c, trim.Policy{MaxLen: 1}, trim.WithStreams("str", "ok"), trim.WithInterval(time.Millisecond),
 		trim.WithReport(func(_ trim.Result, err error) {
-			select {
-			case errs <- err:
-			default:
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
 		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx) }()
-	for range 2 {
-		if err := <-errs; err == nil {
-			t.Fatal("a pass on a string key reported no error")
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = tr.Run(ctx)
+	if !errors.Is(err, midstream.ErrMisconfigured) || !redis.HasErrorPrefix(err, "WRONGTYPE") {
+		t.Fatalf("Run: %v, want an error wrapping ErrMisconfigured and WRONGTYPE", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	if ctx.Err() != nil {
+		t.Fatal("Run returned only when its ctx ended")
 	}
-	if s := tr.Stats(); s.Errors < 2 || s.Passes < 2 {
-		t.Fatalf("stats %+v", s)
+	mu.Lock()
+	n := len(errs)
+	mu.Unlock()
+	if s := tr.Stats(); n != rediserr.ConfigAttempts || s.Errors != int64(n) {
+		t.Fatalf("%d errors reported, stats %+v; want %d", n, s, rediserr.ConfigAttempts)
+	}
+	if got := left(t, c, "ok"); len(got) != 1 {
+		t.Fatalf("the other stream was not trimmed: %v", got)
 	}
 	c.Close()
 	mr.Close()
