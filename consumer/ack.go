@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 // maxIDsPerXAck bounds one XACK command; more IDs go in further commands of
@@ -36,6 +38,9 @@ type acker struct {
 	spare  []string // the last flushed slice, reused for the next IDs
 	// parked are the IDs of failed entries to hand to RetryOwner.
 	parked []string
+	// moves are dead-letter moves that failed, to try again; their
+	// entries stay held until one succeeds.
+	moves []deadletter.MoveRequest
 	// waiters are closed once the IDs queued with them are confirmed (or
 	// the acker stops): workers of a consumer with synchronous acks wait.
 	waiters []chan struct{}
@@ -76,6 +81,19 @@ func (a *acker) giveBack(id string) {
 		return
 	}
 	a.parked = append(a.parked, id)
+	a.mu.Unlock()
+	a.poke()
+}
+
+// retryMove queues a dead-letter move that failed, to try again with
+// backoff. After stop it does nothing: the entry stays pending.
+func (a *acker) retryMove(r deadletter.MoveRequest) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.moves = append(a.moves, r)
 	a.mu.Unlock()
 	a.poke()
 }
@@ -132,9 +150,9 @@ func (a *acker) run() {
 			linger.Stop()
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-		err := a.flush(fctx)
+		op, err := a.flush(fctx)
 		cancel()
-		class := c.faults.observe(opAck, err)
+		class := c.faults.observe(op, err)
 		if err != nil {
 			c.log.Warn("acknowledging failed; retrying", "error", err)
 			if class == classTopology {
@@ -163,15 +181,23 @@ func (a *acker) poke() {
 func (a *acker) queued() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.ids) + len(a.parked)
+	return len(a.ids) + len(a.parked) + len(a.moves)
 }
 
-// flush sends every queued ID. On success they leave the ledger; on failure
-// they are queued again.
-func (a *acker) flush(ctx context.Context) error {
-	if err := a.flushParked(ctx); err != nil {
-		return err
+// flush sends every queued ID and move. On success they leave the ledger;
+// on failure they are queued again. op names the path that failed.
+func (a *acker) flush(ctx context.Context) (op string, err error) {
+	if err := a.flushMoves(ctx); err != nil {
+		return opMove, err
 	}
+	if err := a.flushParked(ctx); err != nil {
+		return opAck, err
+	}
+	return opAck, a.flushAcks(ctx)
+}
+
+// flushAcks sends the queued IDs in XACKs.
+func (a *acker) flushAcks(ctx context.Context) error {
 	a.mu.Lock()
 	ids, waiters := a.ids, a.waiters
 	a.ids, a.spare, a.waiters = a.spare[:0], nil, nil
@@ -202,9 +228,7 @@ func (a *acker) flush(ctx context.Context) error {
 		return err
 	} else {
 		c.stats.acked.Add(int64(len(ids)))
-		if c.cfg.onAck != nil {
-			c.cfg.onAck(ids)
-		}
+		a.callOnAck(ids)
 	}
 	a.ledger.release(ids...)
 	for _, w := range waiters {
@@ -225,7 +249,7 @@ func (a *acker) finalFlush() {
 	defer cancel()
 	var b backoff
 	for {
-		err := a.flush(ctx)
+		_, err := a.flush(ctx)
 		if err == nil {
 			break
 		}
@@ -299,6 +323,39 @@ func (a *acker) flushParked(ctx context.Context) error {
 			c.log.Warn("failed entry was deleted or trimmed from the stream; acknowledged it", "id", id)
 		}
 		a.ledger.release(chunk...)
+	}
+	return nil
+}
+
+// callOnAck calls the WithOnAck hook, recovering and logging a panic.
+func (a *acker) callOnAck(ids []string) {
+	if a.c.cfg.onAck == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			a.c.log.Error("ack hook panicked", "panic", r)
+		}
+	}()
+	a.c.cfg.onAck(ids)
+}
+
+// flushMoves tries the queued dead-letter moves again.
+func (a *acker) flushMoves(ctx context.Context) error {
+	a.mu.Lock()
+	moves := a.moves
+	a.moves = nil
+	a.mu.Unlock()
+	for i, r := range moves {
+		moved, err := a.c.dlq.Move(ctx, r)
+		if err != nil {
+			a.mu.Lock()
+			a.moves = append(moves[i:], a.moves...)
+			a.mu.Unlock()
+			return err
+		}
+		a.c.moved(r.ID, moved)
+		a.ledger.release(r.ID)
 	}
 	return nil
 }

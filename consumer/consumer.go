@@ -36,6 +36,12 @@ type Consumer struct {
 	// lastRead is the highest entry ID this consumer has read (as a string),
 	// used to recreate a deleted group without skipping entries.
 	lastRead atomic.Pointer[string]
+	// readSince is when the read under way started (UnixNano), 0 when no
+	// read is under way: the audit leaves its entries alone.
+	readSince atomic.Int64
+	// workersDone is closed once every worker of the last Run has exited
+	// (handlers it abandoned included).
+	workersDone chan struct{}
 	// reclaimFrom is where the next reclaim pass resumes in the pending
 	// list ("" for its start); only the reclaim loop uses it.
 	reclaimFrom string
@@ -136,7 +142,8 @@ func (c *Consumer) Stats() Stats {
 	}
 }
 
-// ErrRunning is returned by Run on a Consumer that is already running.
+// ErrRunning is returned by Run on a Consumer that is already running, or
+// whose previous Run abandoned handlers that have not returned yet.
 var ErrRunning = errors.New("consumer: already running")
 
 // Run creates the group if needed (with MKSTREAM), takes the consumer's own
@@ -163,6 +170,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer c.running.Store(false)
+	if c.workersDone != nil {
+		select {
+		case <-c.workersDone:
+		default:
+			// Their entries are still pending for this consumer: a new
+			// Run would take them again while they run.
+			return fmt.Errorf("%w: handlers abandoned by the previous Run are still running", ErrRunning)
+		}
+	}
 	if err := c.ensureGroup(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -188,6 +204,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	d := newDispatcher(c, hardCtx, l, acks)
+	c.workersDone = d.done
 	stopObserving := c.observeRun(d)
 	defer stopObserving()
 	leaseStop, leaseDone := make(chan struct{}), make(chan struct{})

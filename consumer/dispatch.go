@@ -214,25 +214,33 @@ func (d *dispatcher) handle(m *Message) {
 }
 
 // deadLetter moves m, which this consumer owns, to the dead-letter stream
-// (with parent's values: m's span), and lets it go from the ledger. If the
-// move fails the entry stays pending for this consumer, and the audit of
-// its own pending entries takes it again (past the delivery limit, that
-// tries the move again without a handler call).
+// (with parent's values: m's span). m leaves the ledger once the move is
+// confirmed (or Redis says m is no longer pending for this consumer); if
+// the move fails, m stays held and the acker tries the move again with
+// backoff.
 func (d *dispatcher) deadLetter(parent context.Context, m *Message, reason string) {
 	c := d.c
-	defer d.ledger.release(m.ID)
+	r := deadletter.MoveRequest{
+		ID: m.ID, Fields: m.Fields, Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), flushTimeout)
 	defer cancel()
-	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
-		ID: m.ID, Fields: m.Fields, Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,
-	})
+	moved, err := c.dlq.Move(ctx, r)
 	c.faults.observe(opMove, err)
-	switch {
-	case err != nil:
-		c.log.Error("dead-lettering failed; entry stays pending", "id", m.ID, "error", err)
-	case moved:
-		c.stats.deadLettered.Add(1)
-	default:
-		c.log.Info("entry not dead-lettered: no longer pending for this consumer", "id", m.ID)
+	if err != nil {
+		c.log.Error("dead-lettering failed; retrying", "id", m.ID, "error", err)
+		d.acks.retryMove(r)
+		return
 	}
+	c.moved(r.ID, moved)
+	d.ledger.release(m.ID)
+}
+
+// moved counts and logs a confirmed dead-letter move.
+func (c *Consumer) moved(id string, moved bool) {
+	if moved {
+		c.stats.deadLettered.Add(1)
+		return
+	}
+	c.log.Info("entry not dead-lettered: no longer pending for this consumer", "id", id)
 }

@@ -68,10 +68,12 @@
 // under the same name left pending, are found by the audit: when Run starts,
 // after a failed read, and every AuditInterval, the consumer lists its own
 // pending entries idle for at least AuditIdle (XPENDING with its name) and
-// claims those it does not hold. On an idle consumer that is one XPENDING a
-// second that returns nothing; on a busy one, one XPENDING a second over its
-// own pending entries (at most the in-flight bound). A claim counts as a
-// delivery on the server.
+// claims those it does not hold, leaving alone the entries delivered by a
+// read still under way (however slow its reply). On an idle consumer that is
+// one XPENDING a second that returns nothing; on a busy one, one XPENDING of
+// up to 1000 entries a second over its own pending entries (the in-flight
+// bound while healthy; one more XPENDING per further 1000). A claim counts
+// as a delivery on the server.
 //
 // # Reclaim, retries and dead letters
 //
@@ -100,8 +102,9 @@
 // entry is still pending for the consumer that failed it, so a late failure
 // of a consumer that lost the entry to another never dead-letters an entry the
 // other handled; see deadletter.Queue.Move for what it guarantees. If the move
-// fails, the entry stays pending for the consumer and the audit takes it
-// again.
+// fails, the entry stays held (leased, counted in the in-flight bound) and
+// the move is tried again with backoff; a configuration error that persists
+// stops Run (see Errors).
 //
 // Lease extension runs every third of the minimum idle time (XCLAIM to the
 // same consumer with JUSTID, only while it still owns the entry) for every

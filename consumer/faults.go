@@ -9,12 +9,13 @@ import (
 
 // The paths of a running consumer whose errors are tracked apart.
 const (
-	opRead  = "read"
-	opAck   = "acknowledge"
-	opClaim = "claim"
-	opAudit = "audit"
-	opLease = "extend leases"
-	opMove  = "dead-letter"
+	opRead    = "read"
+	opRecover = "recreate the group"
+	opAck     = "acknowledge"
+	opClaim   = "claim"
+	opAudit   = "audit"
+	opLease   = "extend leases"
+	opMove    = "dead-letter"
 )
 
 // errClass is what an error from Redis calls for (see package rediserr).

@@ -51,10 +51,6 @@ func newLedger(max int) *ledger {
 	}
 }
 
-// size is the number of held entries plus the room reserved by reads under
-// way.
-func (l *ledger) size() int64 { return l.used.Load() }
-
 // reserve takes room for up to n entries if at least low are free, keeping
 // keep free; it returns how many it took.
 func (l *ledger) reserve(n, low, keep int64) int64 {
@@ -86,7 +82,10 @@ func (l *ledger) acquireRead(ctx context.Context, n int) int {
 func (l *ledger) acquireClaim(ctx context.Context, n int) int {
 	want := min(int64(n), max(l.max/2, 1))
 	l.claimWant.Add(want)
-	defer l.claimWant.Add(-want)
+	defer func() {
+		l.claimWant.Add(-want)
+		l.unreserve(0) // reads may use that room again
+	}()
 	return int(l.acquire(ctx, int64(n), 1, &l.claimWaiting, l.claimRoom, func() int64 { return 0 }))
 }
 
@@ -110,12 +109,11 @@ func (l *ledger) acquire(ctx context.Context, n, low int64, waiting *atomic.Bool
 	}
 }
 
-// unreserve frees n units of room.
+// unreserve frees n units of room and wakes whoever waits for room.
 func (l *ledger) unreserve(n int) {
-	if n == 0 {
-		return
+	if n != 0 {
+		l.used.Add(-int64(n))
 	}
-	l.used.Add(-int64(n))
 	for _, w := range [...]struct {
 		waiting *atomic.Bool
 		room    chan struct{}
@@ -212,13 +210,6 @@ func (l *ledger) release(ids ...string) {
 	}
 	l.mu.Unlock()
 	l.unreserve(n)
-}
-
-// count is the number of held entries.
-func (l *ledger) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.held)
 }
 
 // older returns, grouped by batch, the held entries whose batch was read or

@@ -56,6 +56,11 @@ const (
 	// MaxBlock bounds WithBlock: a consumer blocked in XREADGROUP notices a
 	// shutdown only when the call returns.
 	MaxBlock = time.Minute
+	// MinMinIdle is the least WithMinIdle accepts: leases are extended every
+	// third of it, and any pause of a live consumer longer than it (a GC
+	// pause, a slow network) lets another consumer take its entries. Values
+	// under a few seconds suit tests, not production.
+	MinMinIdle = 10 * time.Millisecond
 	// MaxMinIdle bounds WithMinIdle: the entries of a consumer that died
 	// wait that long before another takes them.
 	MaxMinIdle = 24 * time.Hour
@@ -304,10 +309,10 @@ func WithMiddleware(mws ...Middleware) Option {
 // over and delivers it again (XCLAIM): a consumer that crashed or hangs
 // loses its entries after that time. Handlers running longer have their
 // lease extended every third of it, so work in progress is not taken.
-// Between 1ms and MaxMinIdle. Default DefaultMinIdle.
+// Between MinMinIdle and MaxMinIdle. Default DefaultMinIdle.
 func WithMinIdle(d time.Duration) Option {
 	return func(c *config) {
-		c.check(option.Set(&c.minIdle, "min idle", d, DefaultMinIdle, time.Millisecond, MaxMinIdle))
+		c.check(option.Set(&c.minIdle, "min idle", d, DefaultMinIdle, MinMinIdle, MaxMinIdle))
 	}
 }
 
@@ -391,7 +396,10 @@ func WithSyncAck() Option {
 // WithOnAck calls fn from the acknowledging goroutine each time Redis has
 // confirmed the XACK of handled entries, with their IDs. ids is only valid
 // during the call; fn must return quickly (it holds up further
-// acknowledgements). Stats.Acked counts the same entries.
+// acknowledgements); a panic in it is recovered and logged. Stats.Acked
+// counts the same entries, plus those found deleted from the stream while
+// pending (acknowledged without a handler call, see Stats.Deleted), which
+// fn does not see.
 func WithOnAck(fn func(ids []string)) Option {
 	return func(c *config) {
 		if fn == nil {

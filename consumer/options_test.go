@@ -112,7 +112,7 @@ func TestNewRejects(t *testing.T) {
 		{"middleware returning nil", opts(consumer.WithMiddleware(func(consumer.Handler) consumer.Handler { return nil })), midstream.ErrInvalidOption},
 		{"middleware returning a nil HandlerFunc", opts(consumer.WithMiddleware(func(consumer.Handler) consumer.Handler { return consumer.HandlerFunc(nil) })), midstream.ErrInvalidOption},
 		{"min idle -1", opts(consumer.WithMinIdle(-1)), midstream.ErrInvalidOption},
-		{"min idle under 1ms", opts(consumer.WithMinIdle(time.Microsecond)), midstream.ErrInvalidOption},
+		{"min idle under MinMinIdle", opts(consumer.WithMinIdle(consumer.MinMinIdle - time.Millisecond)), midstream.ErrInvalidOption},
 		{"min idle above max", opts(consumer.WithMinIdle(consumer.MaxMinIdle + 1)), midstream.ErrInvalidOption},
 		{"claim interval -1", opts(consumer.WithClaimInterval(-1)), midstream.ErrInvalidOption},
 		{"claim interval under 1ms", opts(consumer.WithClaimInterval(time.Microsecond)), midstream.ErrInvalidOption},

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -32,14 +33,17 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 		if n == 0 {
 			break
 		}
+		c.readSince.Store(time.Now().UnixNano())
 		msgs, err := c.read(readCtx, n)
 		class := c.faults.observe(opRead, err)
 		if err != nil {
+			c.readSince.Store(0)
 			d.ledger.unreserve(n)
 			switch class {
 			case classNoGroup:
 				c.log.Warn("group missing (NOGROUP)", "error", err)
-				if rerr := c.recoverGroup(readCtx); rerr != nil {
+				rerr := c.recoverGroup(readCtx)
+				if c.faults.observe(opRecover, rerr); rerr != nil {
 					c.log.Warn("cannot recreate group; retrying", "error", rerr)
 				}
 			case classConfig:
@@ -64,10 +68,12 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 			d.ledger.unreserve(n - len(msgs))
 		}
 		if len(msgs) == 0 {
+			c.readSince.Store(0)
 			continue
 		}
 		bt := newBatch()
 		d.ledger.take(bt, c.messages(msgs, nil))
+		c.readSince.Store(0) // held now
 		d.submit(bt)
 	}
 }

@@ -12,6 +12,10 @@ import (
 // or an audit looks at.
 const reclaimWindow = 1000
 
+// readMargin widens the audit's view of the read under way (see audit), for
+// the rounding of idle times to milliseconds.
+const readMargin = 10 * time.Millisecond
+
 // reclaimWindows bounds the windows one reclaim pass looks at before it
 // lets the loop do its other work; the next pass resumes where it stopped.
 const reclaimWindows = 10
@@ -78,7 +82,7 @@ func (c *Consumer) reclaimLoop(ctx context.Context, d *dispatcher, poke <-chan s
 		auditIdle = AuditIdle
 		next := AuditInterval
 		if more && err == nil {
-			next = 0
+			next = 0 // it took some and more are waiting: go on
 		}
 		audit.Reset(next)
 	}
@@ -113,7 +117,13 @@ func jitter(d time.Duration) time.Duration {
 
 // audit takes this consumer's own pending entries idle for at least idle
 // that the process does not hold, as many as there is room for. more
-// reports that some were left for lack of room.
+// reports that it took some and left others for lack of room.
+//
+// Entries a read delivered are pending for this consumer before the read's
+// reply reaches the ledger, however slow that reply is: the audit leaves
+// alone every entry delivered since the read under way started (its idle
+// time is shorter than the time since then), so that such an entry is
+// taken by the read alone.
 func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration) (more bool, err error) {
 	start := "-"
 	for {
@@ -124,16 +134,22 @@ func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration)
 		if err != nil {
 			return false, err
 		}
+		// Checked after the reply: a read under way then started before it
+		// or delivers after the XPENDING ran.
+		minIdle := time.Duration(-1)
+		if since := c.readSince.Load(); since != 0 {
+			minIdle = time.Since(time.Unix(0, since)) + readMargin
+		}
 		var ids []string
 		for _, p := range pend {
-			if !d.ledger.holds(p.ID) {
+			if p.Idle > minIdle && !d.ledger.holds(p.ID) {
 				ids = append(ids, p.ID)
 			}
 		}
 		if len(ids) > 0 {
 			room := d.ledger.reserve(int64(len(ids)), 1, 0)
 			if room == 0 {
-				return true, nil
+				return false, nil // the next audit comes back to them
 			}
 			if _, err := c.claim(ctx, d, ids[:room]); err != nil {
 				return false, err
@@ -156,6 +172,10 @@ func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration)
 // interval. An eligible entry it has no room for is where the next pass
 // starts: none is skipped.
 func (c *Consumer) reclaimPass(ctx context.Context, d *dispatcher) {
+	// A pass waits for room a claim interval at most, in all: the audit
+	// and the heartbeat share this loop.
+	waitCtx, cancel := context.WithTimeout(ctx, c.cfg.claimInterval)
+	defer cancel()
 	for range reclaimWindows {
 		start := "-"
 		if c.reclaimFrom != "" {
@@ -175,7 +195,7 @@ func (c *Consumer) reclaimPass(ctx context.Context, d *dispatcher) {
 				eligible = append(eligible, p)
 			}
 		}
-		taken, err := c.claimEligible(ctx, d, eligible)
+		taken, err := c.claimEligible(ctx, waitCtx, d, eligible)
 		c.report(ctx, opClaim, err)
 		switch {
 		case err != nil || taken < len(eligible):
@@ -194,17 +214,15 @@ func (c *Consumer) reclaimPass(ctx context.Context, d *dispatcher) {
 }
 
 // claimEligible claims eligible entries, in order, in chunks of the batch
-// size, waiting up to a claim interval for room each time; it returns how
-// many of them it dealt with (claimed or found no longer eligible).
-func (c *Consumer) claimEligible(ctx context.Context, d *dispatcher, eligible []redis.XPendingExt) (int, error) {
+// size, waiting for room until waitCtx ends; it returns how many of them it
+// dealt with (claimed or found no longer eligible).
+func (c *Consumer) claimEligible(ctx, waitCtx context.Context, d *dispatcher, eligible []redis.XPendingExt) (int, error) {
 	var claimedTotal, done int
 	ctx, span := c.obs.startReclaim(ctx, c.stream, c.group, len(eligible), 0)
 	var err error
 	defer func() { c.obs.endReclaim(span, claimedTotal, err) }()
 	for done < len(eligible) {
-		wctx, cancel := context.WithTimeout(ctx, c.cfg.claimInterval)
-		room := d.ledger.acquireClaim(wctx, min(c.cfg.batchSize, len(eligible)-done))
-		cancel()
+		room := d.ledger.acquireClaim(waitCtx, min(c.cfg.batchSize, len(eligible)-done))
 		if room == 0 {
 			return done, nil
 		}

@@ -428,7 +428,7 @@ func TestTrimUnsafeLosesPending(t *testing.T) {
 	c := newConsumer(t, rdb, stream, "g", consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
 		l.record(m.ID)
 		return nil
-	}), consumer.WithMinIdle(time.Millisecond), consumer.WithClaimInterval(10*time.Millisecond))
+	}), consumer.WithMinIdle(consumer.MinMinIdle), consumer.WithClaimInterval(10*time.Millisecond))
 	stop := runConsumer(t, c)
 	waitFor(t, time.Minute, "the pending entries reclaimed", func() bool { return c.Stats().Deleted == int64(len(pending)) })
 	waitFor(t, time.Minute, "the rest handled", func() bool { return l.distinct() == 5 })

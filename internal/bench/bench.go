@@ -214,7 +214,7 @@ func Orphan(ctx context.Context, rdb redis.UniversalClient, stream, group string
 		}
 		read += len(res[0].Messages)
 	}
-	time.Sleep(10 * time.Millisecond) // idle for longer than the reclaimers' minimum
+	time.Sleep(20 * time.Millisecond) // idle for longer than the reclaimers' minimum
 	return nil
 }
 
@@ -245,8 +245,8 @@ func RawReclaim(ctx context.Context, rdb redis.UniversalClient, stream, group st
 }
 
 // Reclaim takes over the n entries Orphan left with one midstream consumer
-// (minimum idle time 1ms) and a no-op handler, and returns when all n are
+// (minimum idle time consumer.MinMinIdle) and a no-op handler, and returns when all n are
 // acknowledged.
 func Reclaim(ctx context.Context, rdb redis.UniversalClient, stream, group string, n int) (Result, error) {
-	return Consume(ctx, rdb, stream, group, n, 1, consumer.WithMinIdle(time.Millisecond), consumer.WithClaimInterval(time.Millisecond))
+	return Consume(ctx, rdb, stream, group, n, 1, consumer.WithMinIdle(consumer.MinMinIdle), consumer.WithClaimInterval(time.Millisecond))
 }
