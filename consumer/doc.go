@@ -166,8 +166,8 @@
 //   - WithBatchSize: entries asked for per XREADGROUP (COUNT),
 //     DefaultBatchSize, at most MaxBatchSize.
 //   - WithMaxInFlight: entries held (read or claimed, not yet acknowledged);
-//     reading waits at the bound. Default: twice the batch size plus the ack
-//     batch, or the concurrency if larger; at least the concurrency, at most
+//     reading waits at the bound. Default: twice the batch size, or the
+//     concurrency if larger; at least the concurrency, at most
 //     MaxInFlight.
 //   - WithBlock: how long an XREADGROUP waits for new entries, DefaultBlock;
 //     from 1ms to MaxBlock.

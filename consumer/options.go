@@ -154,7 +154,7 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if cfg.maxInFlight == 0 {
 		// Both are bounded: no overflow, and at most MaxInFlight.
-		cfg.maxInFlight = min(max(2*cfg.batchSize+cfg.ackBatch, cfg.concurrency), MaxInFlight)
+		cfg.maxInFlight = min(max(2*cfg.batchSize, cfg.concurrency), MaxInFlight)
 	}
 	if cfg.maxInFlight < cfg.concurrency {
 		return config{}, fmt.Errorf("%w: max in flight %d < concurrency %d", midstream.ErrInvalidOption, cfg.maxInFlight, cfg.concurrency)
@@ -231,8 +231,10 @@ func WithBatchSize(n int) Option {
 // and not yet acknowledged (waiting for a worker, running, or waiting for
 // their XACK to be confirmed). Reading waits while the bound is reached
 // (back-pressure). It must be at least the concurrency and at most
-// MaxInFlight. Default: twice the batch size plus the ack batch, or the
-// concurrency if larger.
+// MaxInFlight. Default: twice the batch size, or the concurrency if larger.
+// Every held entry not yet started when the process dies counts one more
+// delivery once another consumer reclaims it: a bound far above what the
+// workers start within the minimum idle time only adds that risk.
 func WithMaxInFlight(n int) Option {
 	return func(c *config) {
 		c.check(option.Set(&c.maxInFlight, "max in flight", n, 0, 1, MaxInFlight))

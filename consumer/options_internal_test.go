@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 		start:           StartNew,
 		concurrency:     DefaultConcurrency,
 		batchSize:       DefaultBatchSize,
-		maxInFlight:     2*DefaultBatchSize + DefaultAckBatch,
+		maxInFlight:     2 * DefaultBatchSize,
 		block:           DefaultBlock,
 		shutdownTimeout: DefaultShutdownTimeout,
 		ackBatch:        DefaultAckBatch,
@@ -83,9 +83,9 @@ func TestDerivedMaxInFlight(t *testing.T) {
 		opts []Option
 		want int
 	}{
-		{[]Option{WithBatchSize(1), WithConcurrency(50), WithAcks(10, time.Millisecond)}, 50},
-		{[]Option{WithBatchSize(40), WithConcurrency(50)}, 80 + DefaultAckBatch},
-		{[]Option{WithBatchSize(MaxBatchSize), WithConcurrency(MaxConcurrency), WithAcks(MaxAckBatch, time.Millisecond)}, 2*MaxBatchSize + MaxAckBatch},
+		{[]Option{WithBatchSize(1), WithConcurrency(50)}, 50},
+		{[]Option{WithBatchSize(40), WithConcurrency(50)}, 80},
+		{[]Option{WithBatchSize(MaxBatchSize), WithConcurrency(MaxConcurrency)}, 2 * MaxBatchSize},
 	}
 	for _, tt := range tests {
 		c, err := newConfig(tt.opts)
@@ -96,7 +96,7 @@ func TestDerivedMaxInFlight(t *testing.T) {
 			t.Errorf("max in flight %d, want %d", c.maxInFlight, tt.want)
 		}
 	}
-	if 2*MaxBatchSize+MaxAckBatch > MaxInFlight || MaxConcurrency > MaxInFlight {
+	if 2*MaxBatchSize > MaxInFlight || MaxConcurrency > MaxInFlight {
 		t.Fatal("the derived in-flight bound can exceed MaxInFlight")
 	}
 }
