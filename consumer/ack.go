@@ -184,16 +184,22 @@ func (a *acker) queued() int {
 	return len(a.ids) + len(a.parked) + len(a.moves)
 }
 
-// flush sends every queued ID and move. On success they leave the ledger;
-// on failure they are queued again. op names the path that failed.
+// flush sends every queued ID and move, each kind whatever happens to the
+// others (a failing move never holds up acknowledgements). On success they
+// leave the ledger; on failure they are queued again. op names the path of
+// the first failure.
 func (a *acker) flush(ctx context.Context) (op string, err error) {
-	if err := a.flushMoves(ctx); err != nil {
-		return opMove, err
+	op = opAck
+	if e := a.flushAcks(ctx); e != nil {
+		err = e
 	}
-	if err := a.flushParked(ctx); err != nil {
-		return opAck, err
+	if e := a.flushParked(ctx); e != nil && err == nil {
+		err = e
 	}
-	return opAck, a.flushAcks(ctx)
+	if e := a.flushMoves(ctx); e != nil && err == nil {
+		op, err = opMove, e
+	}
+	return op, err
 }
 
 // flushAcks sends the queued IDs in XACKs.
