@@ -73,7 +73,10 @@
 // one XPENDING a second that returns nothing; on a busy one, one XPENDING of
 // up to 1000 entries a second over its own pending entries (the in-flight
 // bound while healthy; one more XPENDING per further 1000). A claim counts
-// as a delivery on the server.
+// as a delivery on the server (a predecessor may have run the entry before
+// it died, and a crash that repeats must reach the delivery limit): with
+// WithMaxDeliveries(1), an entry whose read reply was lost is dead-lettered
+// without a handler call.
 //
 // # Reclaim, retries and dead letters
 //
