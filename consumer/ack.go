@@ -75,25 +75,24 @@ func (a *acker) add(id string) {
 // RetryOwner: it leaves the ledger once that is done. After stop it does
 // nothing: the entry stays pending for this consumer.
 func (a *acker) giveBack(id string) {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return
-	}
-	a.parked = append(a.parked, id)
-	a.mu.Unlock()
-	a.poke()
+	a.queue(func() { a.parked = append(a.parked, id) })
 }
 
 // retryMove queues a dead-letter move that failed, to try again with
 // backoff. After stop it does nothing: the entry stays pending.
 func (a *acker) retryMove(r deadletter.MoveRequest) {
+	a.queue(func() { a.moves = append(a.moves, r) })
+}
+
+// queue runs add under the lock, unless the acker has stopped, and wakes
+// the acknowledging goroutine.
+func (a *acker) queue(add func()) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		return
 	}
-	a.moves = append(a.moves, r)
+	add()
 	a.mu.Unlock()
 	a.poke()
 }
