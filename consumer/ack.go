@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/midstream-go/midstream/deadletter"
 )
 
 // maxIDsPerXAck bounds one XACK command; more IDs go in further commands of
@@ -38,9 +36,6 @@ type acker struct {
 	spare  []string // the last flushed slice, reused for the next IDs
 	// parked are the IDs of failed entries to hand to RetryOwner.
 	parked []string
-	// moves are dead-letter moves that failed, to try again; their
-	// entries stay held until one succeeds.
-	moves []deadletter.MoveRequest
 	// waiters are closed once the IDs queued with them are confirmed (or
 	// the acker stops): workers of a consumer with synchronous acks wait.
 	waiters []chan struct{}
@@ -76,12 +71,6 @@ func (a *acker) add(id string) {
 // nothing: the entry stays pending for this consumer.
 func (a *acker) giveBack(id string) {
 	a.queue(func() { a.parked = append(a.parked, id) })
-}
-
-// retryMove queues a dead-letter move that failed, to try again with
-// backoff. After stop it does nothing: the entry stays pending.
-func (a *acker) retryMove(r deadletter.MoveRequest) {
-	a.queue(func() { a.moves = append(a.moves, r) })
 }
 
 // queue runs add under the lock, unless the acker has stopped, and wakes
@@ -149,9 +138,9 @@ func (a *acker) run() {
 			linger.Stop()
 		}
 		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-		op, err := a.flush(fctx)
+		err := a.flush(fctx)
 		cancel()
-		class := c.faults.observe(op, err)
+		class := c.faults.observe(opAck, err)
 		if err != nil {
 			c.log.Warn("acknowledging failed; retrying", "error", err)
 			if class == classTopology {
@@ -180,25 +169,18 @@ func (a *acker) poke() {
 func (a *acker) queued() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.ids) + len(a.parked) + len(a.moves)
+	return len(a.ids) + len(a.parked)
 }
 
-// flush sends every queued ID and move, each kind whatever happens to the
-// others (a failing move never holds up acknowledgements). On success they
-// leave the ledger; on failure they are queued again. op names the path of
-// the first failure.
-func (a *acker) flush(ctx context.Context) (op string, err error) {
-	op = opAck
-	if e := a.flushAcks(ctx); e != nil {
-		err = e
-	}
+// flush sends every queued ID: acknowledgements, and failed entries to
+// hand to RetryOwner. On success they leave the ledger; on failure they are
+// queued again.
+func (a *acker) flush(ctx context.Context) error {
+	err := a.flushAcks(ctx)
 	if e := a.flushParked(ctx); e != nil && err == nil {
 		err = e
 	}
-	if e := a.flushMoves(ctx); e != nil && err == nil {
-		op, err = opMove, e
-	}
-	return op, err
+	return err
 }
 
 // flushAcks sends the queued IDs in XACKs.
@@ -254,7 +236,7 @@ func (a *acker) finalFlush() {
 	defer cancel()
 	var b backoff
 	for {
-		_, err := a.flush(ctx)
+		err := a.flush(ctx)
 		if err == nil {
 			break
 		}
@@ -343,24 +325,4 @@ func (a *acker) callOnAck(ids []string) {
 		}
 	}()
 	a.c.cfg.onAck(ids)
-}
-
-// flushMoves tries the queued dead-letter moves again.
-func (a *acker) flushMoves(ctx context.Context) error {
-	a.mu.Lock()
-	moves := a.moves
-	a.moves = nil
-	a.mu.Unlock()
-	for i, r := range moves {
-		moved, err := a.c.dlq.Move(ctx, r)
-		if err != nil {
-			a.mu.Lock()
-			a.moves = append(moves[i:], a.moves...)
-			a.mu.Unlock()
-			return err
-		}
-		a.c.moved(r.ID, moved)
-		a.ledger.release(r.ID)
-	}
-	return nil
 }

@@ -36,9 +36,11 @@ type Consumer struct {
 	// lastRead is the highest entry ID this consumer has read (as a string),
 	// used to recreate a deleted group without skipping entries.
 	lastRead atomic.Pointer[string]
-	// readSince is when the read under way started (UnixNano), 0 when no
-	// read is under way: the audit leaves its entries alone.
+	// readSince is when the read under way started, as 1 + nanoseconds
+	// since epoch (a monotonic clock), 0 when no read is under way: claims
+	// of the consumer's own entries leave that read's entries alone.
 	readSince atomic.Int64
+	epoch     time.Time
 	// workersDone is closed once every worker of the last Run has exited
 	// (handlers it abandoned included).
 	workersDone chan struct{}
@@ -93,6 +95,7 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		cfg:     cfg,
 		dlq:     cfg.dlq,
 	}
+	c.epoch = time.Now()
 	c.log = cfg.logger.With("stream", stream, "group", group, "consumer", cfg.name)
 	c.initObservability()
 	return c, nil
@@ -203,7 +206,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		acks.run()
 	}()
 
-	d := newDispatcher(c, hardCtx, l, acks)
+	mv := newMover(c, l)
+	moveDone := make(chan struct{})
+	go func() {
+		defer close(moveDone)
+		mv.run()
+	}()
+	d := newDispatcher(c, hardCtx, l, acks, mv)
 	c.workersDone = d.done
 	stopObserving := c.observeRun(d)
 	defer stopObserving()
@@ -247,10 +256,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if finished {
 		<-d.done // every worker is idle and exits at once
 	}
-	close(leaseStop)
-	<-leaseDone
+	// Leases run on until the last acknowledgements are flushed: an entry
+	// waiting for its XACK must not be taken by another consumer meanwhile.
+	mv.stop()
+	<-moveDone
 	acks.stop()
 	<-ackDone
+	close(leaseStop)
+	<-leaseDone
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	c.farewell(fctx)
 	cancel()

@@ -25,6 +25,7 @@ type dispatcher struct {
 	ctx    context.Context // handlers' ctx
 	ledger *ledger
 	acks   *acker
+	mover  *mover
 	work   chan *batch
 	quit   chan struct{} // closed when workers should exit
 	wg     sync.WaitGroup
@@ -50,12 +51,13 @@ func newBatch() *batch {
 	return b
 }
 
-func newDispatcher(c *Consumer, ctx context.Context, l *ledger, acks *acker) *dispatcher {
+func newDispatcher(c *Consumer, ctx context.Context, l *ledger, acks *acker, mv *mover) *dispatcher {
 	d := &dispatcher{
 		c:      c,
 		ctx:    ctx,
 		ledger: l,
 		acks:   acks,
+		mover:  mv,
 		// A batch waits in the channel at most once at a time and holds at
 		// least one unfinished message then; batches hold ledger room, so
 		// there are never more than the in-flight bound of them. The room
@@ -229,7 +231,7 @@ func (d *dispatcher) deadLetter(parent context.Context, m *Message, reason strin
 	c.faults.observe(opMove, err)
 	if err != nil {
 		c.log.Error("dead-lettering failed; retrying", "id", m.ID, "error", err)
-		d.acks.retryMove(r)
+		d.mover.add(r)
 		return
 	}
 	c.moved(r.ID, moved)

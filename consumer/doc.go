@@ -46,7 +46,9 @@
 // enters when a read of new entries, a claim or the audit returns it, and
 // leaves only when Redis has confirmed its XACK or its move to the
 // dead-letter stream, or when its handler failed and it was handed to
-// RetryOwner. Every path consults it, so no entry held by a live consumer
+// RetryOwner (or, when leases find it no longer this consumer's, before a
+// worker starts it; or when a shutdown leaves it pending; or after ten
+// failed attempts to dead-letter it, see below). Every path consults it, so no entry held by a live consumer
 // runs twice in it, whichever path returns it again:
 //
 //   - claims (the reclaim loop, the audit) skip held entries, and the
@@ -106,8 +108,9 @@
 // of a consumer that lost the entry to another never dead-letters an entry the
 // other handled; see deadletter.Queue.Move for what it guarantees. If the move
 // fails, the entry stays held (leased, counted in the in-flight bound) and
-// the move is tried again with backoff; a configuration error that persists
-// stops Run (see Errors).
+// the move is tried again with backoff, apart from the acknowledgements; a
+// configuration error that persists stops Run (see Errors), and after ten
+// failed attempts the entry is left pending for the audit to find again.
 //
 // Lease extension runs every third of the minimum idle time (XCLAIM to the
 // same consumer with JUSTID, only while it still owns the entry) for every
@@ -132,7 +135,8 @@
 //
 // Errors from Redis fall into classes, handled the same way by every path
 // (reading, acknowledging, claiming, auditing, extending leases,
-// dead-lettering, cleaning up):
+// dead-lettering; cleaning up idle consumers and heartbeats are
+// housekeeping, whose errors are only logged):
 //
 //   - transient (a timeout, a lost connection, LOADING, BUSY, OOM, anything
 //     unknown): retried with backoff and jitter (reads and acknowledgements)
@@ -182,7 +186,7 @@
 //     DefaultAckInterval, at most MaxAckBatch and MaxAckInterval.
 //   - WithMinIdle, WithClaimInterval, WithRetryBackoff: when idle entries
 //     are delivered again, DefaultMinIdle, DefaultClaimInterval and
-//     DefaultMaxRetryBackoff; from 1ms to MaxMinIdle, MaxClaimInterval and
+//     DefaultMaxRetryBackoff; from MinMinIdle (10ms) to MaxMinIdle, MaxClaimInterval and
 //     MaxRetryBackoff.
 //   - WithMaxDeliveries: deliveries before the dead-letter stream,
 //     DefaultMaxDeliveries, at most MaxDeliveries. WithMaxEntrySize: larger
@@ -230,7 +234,8 @@
 // it runs out, handlers' ctx is cancelled, entries not started are skipped,
 // and a handler that does not return shortly after is abandoned: Run returns
 // without waiting for it. Skipped and abandoned entries stay pending. Last,
-// acknowledgements are flushed, and Run returns nil.
+// acknowledgements are flushed (leases are extended until then), and Run
+// returns.
 //
 // # Resilience
 //
@@ -248,7 +253,9 @@
 // midstream.ErrMisconfigured when creating the group fails in a way retrying
 // cannot fix (WRONGTYPE, NOPERM, NOAUTH, WRONGPASS) or such an error persists
 // while running (see Errors). Run returns ErrRunning if the Consumer is
-// already running; once it has returned, it may run again.
+// already running, or if handlers its previous Run abandoned are still
+// running (their entries are still pending for it); otherwise, once it has
+// returned, it may run again.
 //
 // A Consumer never closes the client it was given; close it after Run
 // returns. Its ReadTimeout need not exceed the block time: go-redis raises

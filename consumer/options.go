@@ -396,7 +396,9 @@ func WithSyncAck() Option {
 }
 
 // WithOnAck calls fn from the acknowledging goroutine each time Redis has
-// confirmed the XACK of handled entries, with their IDs. ids is only valid
+// confirmed the XACK of handled entries, with their IDs (an entry no longer
+// pending by then, for example acknowledged by another consumer that took
+// it over, is reported too: Redis confirmed it is acknowledged). ids is only valid
 // during the call; fn must return quickly (it holds up further
 // acknowledgements); a panic in it is recovered and logged. Stats.Acked
 // counts the same entries, plus those found deleted from the stream while

@@ -33,11 +33,11 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 		if n == 0 {
 			break
 		}
-		c.readSince.Store(time.Now().UnixNano())
+		c.readStarted()
 		msgs, err := c.read(readCtx, n)
 		class := c.faults.observe(opRead, err)
 		if err != nil {
-			c.readSince.Store(0)
+			c.readDone()
 			d.ledger.unreserve(n)
 			switch class {
 			case classNoGroup:
@@ -68,12 +68,12 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 			d.ledger.unreserve(n - len(msgs))
 		}
 		if len(msgs) == 0 {
-			c.readSince.Store(0)
+			c.readDone()
 			continue
 		}
 		bt := newBatch()
 		d.ledger.take(bt, c.messages(msgs, nil))
-		c.readSince.Store(0) // held now
+		c.readDone() // held now
 		d.submit(bt)
 	}
 }
@@ -155,4 +155,22 @@ func entrySize(fields map[string]string) int {
 		n += len(k) + len(v)
 	}
 	return n
+}
+
+// readStarted records that a read starts; readDone that its entries, if
+// any, are held.
+func (c *Consumer) readStarted() { c.readSince.Store(int64(time.Since(c.epoch)) + 1) }
+func (c *Consumer) readDone()    { c.readSince.Store(0) }
+
+// ownCutoff returns the idle time an entry pending for this consumer must
+// exceed to be claimed by it without risk of belonging to the read under
+// way (-1: no read is under way). Called after the XPENDING that listed the
+// entry returned: a read under way then started before that XPENDING ran,
+// or delivers entries it did not list.
+func (c *Consumer) ownCutoff() time.Duration {
+	since := c.readSince.Load()
+	if since == 0 {
+		return -1
+	}
+	return time.Since(c.epoch) - time.Duration(since-1) + readMargin
 }

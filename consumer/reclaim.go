@@ -134,15 +134,10 @@ func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration)
 		if err != nil {
 			return false, err
 		}
-		// Checked after the reply: a read under way then started before it
-		// or delivers after the XPENDING ran.
-		minIdle := time.Duration(-1)
-		if since := c.readSince.Load(); since != 0 {
-			minIdle = time.Since(time.Unix(0, since)) + readMargin
-		}
+		cutoff := c.ownCutoff()
 		var ids []string
 		for _, p := range pend {
-			if p.Idle > minIdle && !d.ledger.holds(p.ID) {
+			if p.Idle > cutoff && !d.ledger.holds(p.ID) {
 				ids = append(ids, p.ID)
 			}
 		}
@@ -151,11 +146,14 @@ func (c *Consumer) audit(ctx context.Context, d *dispatcher, idle time.Duration)
 			if room == 0 {
 				return false, nil // the next audit comes back to them
 			}
-			if _, err := c.claim(ctx, d, ids[:room]); err != nil {
+			kept, err := c.claim(ctx, d, ids[:room])
+			if err != nil {
 				return false, err
 			}
 			if int(room) < len(ids) {
-				return true, nil
+				// Go on at once only if this round took entries: expired
+				// ones that cannot be moved would make it spin.
+				return kept > 0, nil
 			}
 		}
 		if len(pend) < reclaimWindow {
@@ -189,8 +187,12 @@ func (c *Consumer) reclaimPass(ctx context.Context, d *dispatcher) {
 			c.report(ctx, opClaim, err)
 			return
 		}
+		cutoff := c.ownCutoff() // see audit
 		var eligible []redis.XPendingExt
 		for _, p := range pend {
+			if p.Consumer == c.cfg.name && p.Idle <= cutoff {
+				continue
+			}
 			if p.Idle >= c.retryIdle(p.RetryCount) && !d.ledger.holds(p.ID) {
 				eligible = append(eligible, p)
 			}
