@@ -141,7 +141,11 @@ func (c *Consumer) claim(ctx context.Context, d *dispatcher, ids []string) (int,
 		id, _ := e[0].(string)
 		owner, _ := e[1].(string)
 		n, _ := e[2].(int64)
-		c.expire(ctx, id, owner, n)
+		if r, ok := c.expire(ctx, id, owner, n); !ok {
+			// Held until the mover gets it through.
+			keep[id] = true
+			d.mover.add(r)
+		}
 	}
 	// Everything not claimed leaves the ledger: deleted, expired (moved or
 	// not), or no longer eligible.
@@ -162,14 +166,15 @@ func (c *Consumer) claim(ctx context.Context, d *dispatcher, ids []string) (int,
 
 // expire dead-letters an entry past the delivery limit, whoever owns it, if
 // it is still pending for that owner and, unless this consumer owns it,
-// still idle for its backoff.
-func (c *Consumer) expire(ctx context.Context, id, owner string, deliveries int64) {
+// still idle for its backoff. ok is false when the move failed: r is the
+// move to try again.
+func (c *Consumer) expire(ctx context.Context, id, owner string, deliveries int64) (r deadletter.MoveRequest, ok bool) {
 	msgs, err := c.client.XRangeN(ctx, c.stream, id, id, 1).Result()
 	if err != nil || len(msgs) == 0 {
 		if err != nil {
 			c.log.Warn("reading an entry to dead-letter", "id", id, "error", err)
 		}
-		return // deleted meanwhile: the next claim acknowledges it
+		return r, true // deleted meanwhile, or unreadable: a later claim deals with it
 	}
 	fields := make(map[string]string, len(msgs[0].Values))
 	for k, v := range msgs[0].Values {
@@ -179,17 +184,20 @@ func (c *Consumer) expire(ctx context.Context, id, owner string, deliveries int6
 	if owner == c.cfg.name {
 		minIdle = 0
 	}
-	moved, err := c.dlq.Move(ctx, deadletter.MoveRequest{
+	r = deadletter.MoveRequest{
 		ID: id, Fields: fields, Group: c.group, Consumer: owner, Deliveries: deliveries,
 		MinIdle: minIdle,
 		Reason:  fmt.Sprintf("delivered %d times without success (limit %d)", deliveries, c.cfg.maxDeliveries),
-	})
+	}
+	moved, err := c.dlq.Move(ctx, r)
 	c.faults.observe(opMove, err)
-	switch {
-	case err != nil:
-		c.log.Warn("dead-lettering failed; retrying later", "id", id, "error", err)
-	case moved:
+	if err != nil {
+		c.log.Warn("dead-lettering failed; retrying", "id", id, "error", err)
+		return r, false
+	}
+	if moved {
 		c.stats.deadLettered.Add(1)
 		c.log.Warn("entry past the delivery limit dead-lettered", "id", id, "deliveries", deliveries, "owner", owner)
 	}
+	return r, true
 }
