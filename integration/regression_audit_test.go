@@ -101,33 +101,41 @@ func (h *delayRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // TestSlowReadReplyHandledOnce: a read's reply reaches the consumer 2.5 s
-// after Redis delivered the entry (longer than AuditIdle). The audit must
-// leave the entry to the read: an early version of the audit claimed it,
-// handled and acknowledged it, and the late reply then ran it a second time
-// in the same live consumer.
+// after Redis delivered the entry, longer than AuditIdle and, in the second
+// case, than the minimum idle time. Neither the audit nor a reclaim pass may
+// take the entry meanwhile: earlier versions claimed it, handled and
+// acknowledged it, and the late reply then ran it a second time in the same
+// live consumer.
 func TestSlowReadReplyHandledOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	stream, group := srv.Key("slow"), "g"
-	createGroup(t, srv.Client, stream, group)
-	hook := &delayRead{delay: 2500 * time.Millisecond, armed: make(chan struct{})}
-	rdb := srv.NewClient()
-	rdb.AddHook(hook)
-	l := newLedger()
-	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		l.record(m.ID)
-		return nil
-	}), consumer.WithoutConsumerCleanup())
-	stop := runConsumer(t, c)
-	time.Sleep(300 * time.Millisecond)
-	close(hook.armed)
-	id := publishN(t, srv.Client, stream, 0, 1)[0]
-	waitFor(t, 30*time.Second, "the entry acknowledged", func() bool { return c.Stats().Acked == 1 })
-	time.Sleep(2 * time.Second) // room for a second, wrong handling
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if n := l.count(id); n != 1 {
-		t.Errorf("entry handled %d times by one live consumer, want once (stats %+v)", n, c.Stats())
+	for name, opts := range map[string][]consumer.Option{
+		"audit":   nil,
+		"reclaim": {consumer.WithMinIdle(500 * time.Millisecond), consumer.WithClaimInterval(50 * time.Millisecond)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			stream, group := srv.Key("slow"), "g"
+			createGroup(t, srv.Client, stream, group)
+			hook := &delayRead{delay: 2500 * time.Millisecond, armed: make(chan struct{})}
+			rdb := srv.NewClient()
+			rdb.AddHook(hook)
+			l := newLedger()
+			c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+				l.record(m.ID)
+				return nil
+			}), append([]consumer.Option{consumer.WithoutConsumerCleanup()}, opts...)...)
+			stop := runConsumer(t, c)
+			time.Sleep(300 * time.Millisecond)
+			close(hook.armed)
+			id := publishN(t, srv.Client, stream, 0, 1)[0]
+			waitFor(t, 30*time.Second, "the entry acknowledged", func() bool { return c.Stats().Acked == 1 })
+			time.Sleep(2 * time.Second) // room for a second, wrong handling
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n := l.count(id); n != 1 {
+				t.Errorf("entry handled %d times by one live consumer, want once (stats %+v)", n, c.Stats())
+			}
+		})
 	}
 }
 

@@ -83,35 +83,6 @@ func TestFailingMoveDoesNotHoldUpAcks(t *testing.T) {
 	}
 }
 
-// TestSlowReadReplyNotReclaimed: like TestSlowReadReplyHandledOnce, with a
-// minimum idle time shorter than the reply's delay: the reclaim pass must
-// leave the read's entry to it too (an earlier pass claimed it, and the late
-// reply ran it a second time).
-func TestSlowReadReplyNotReclaimed(t *testing.T) {
-	srv := redistest.Start(t)
-	stream, group := srv.Key("slow2"), "g"
-	createGroup(t, srv.Client, stream, group)
-	hook := &delayRead{delay: 2500 * time.Millisecond, armed: make(chan struct{})}
-	rdb := srv.NewClient()
-	rdb.AddHook(hook)
-	l := newLedger()
-	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		l.record(m.ID)
-		return nil
-	}), consumer.WithoutConsumerCleanup(), consumer.WithMinIdle(500*time.Millisecond), consumer.WithClaimInterval(50*time.Millisecond))
-	stop := runConsumer(t, c)
-	time.Sleep(300 * time.Millisecond)
-	close(hook.armed)
-	id := publishN(t, srv.Client, stream, 0, 1)[0]
-	time.Sleep(5 * time.Second)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if n := l.count(id); n != 1 {
-		t.Errorf("entry handled %d times by one live consumer, want once (stats %+v)", n, c.Stats())
-	}
-}
-
 // TestAuditWithFailingExpiryIsNotAHotLoop: more of the consumer's own
 // pending entries past the delivery limit than the in-flight bound, and the
 // dead-letter move fails (transiently): an earlier audit reported "more" after
