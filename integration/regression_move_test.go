@@ -126,3 +126,41 @@ func TestAuditWithFailingExpiryIsNotAHotLoop(t *testing.T) {
 		t.Errorf("hot loop: %d XPENDING calls in 3 s", calls)
 	}
 }
+
+// TestFailingMoveLetsTheEntryGo: a dead-letter move that keeps failing with
+// a transient error is tried a bounded number of times (with backoff), then
+// the entry leaves the ledger, still pending for the consumer, and the audit
+// takes it again later: it is neither held forever nor lost, and no copy
+// reaches the dead-letter stream while every move fails.
+func TestFailingMoveLetsTheEntryGo(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stream, group := srv.Key("{fm2}"), "g"
+	createGroup(t, srv.Client, stream, group)
+	hook := &failDLQ{key: deadletter.Key(stream)}
+	hook.on.Store(true)
+	rdb := srv.NewClient()
+	rdb.AddHook(hook)
+	var calls atomic.Int64
+	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		calls.Add(1)
+		return consumer.Permanent(errors.New("bad"))
+	}), consumer.WithoutConsumerCleanup(), consumer.WithMaxDeliveries(50))
+	stop := runConsumer(t, c)
+	id, err := srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"n", "bad"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten attempts with a backoff growing to 5 s take about 20 s; then the
+	// audit finds the entry pending and not held, and delivers it again.
+	waitFor(t, 2*time.Minute, "the entry let go and taken again", func() bool { return c.Stats().Reclaimed >= 1 && calls.Load() >= 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingOf(t, srv.Client, stream, group, c.Name()); len(p) != 1 || p[0].ID != id {
+		t.Errorf("pending %+v, want only %s", p, id)
+	}
+	if dl := xlenOf(t, srv.Client, deadletter.Key(stream)); dl != 0 {
+		t.Errorf("%d dead-letter entries while every move failed", dl)
+	}
+}
