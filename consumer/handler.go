@@ -8,6 +8,7 @@ import (
 	"maps"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/midstream-go/midstream"
@@ -230,9 +231,20 @@ func TypedCodec[T any](c midstream.Codec[T], fn func(ctx context.Context, v T, m
 		return brokenHandler{fmt.Errorf("%w: TypedCodec needs a codec and a function", midstream.ErrInvalidOption)}
 	}
 	if sd, ok := c.(midstream.SourceDecoder[T]); ok {
+		// Decoded straight from the reply into a pooled T, which fn gets
+		// a copy of: a zeroed T holds nothing of the previous message.
+		var pool sync.Pool
 		return HandlerFunc(func(ctx context.Context, m *Message) error {
-			var v T
-			if err := sd.DecodeFrom(m, &v); err != nil {
+			p, _ := pool.Get().(*T)
+			if p == nil {
+				p = new(T)
+			}
+			err := sd.DecodeFrom(m, p)
+			v := *p
+			var zero T
+			*p = zero
+			pool.Put(p)
+			if err != nil {
 				return err
 			}
 			return fn(ctx, v, m)
