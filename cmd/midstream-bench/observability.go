@@ -76,9 +76,7 @@ func (b *runner) observability(consumeN, seqN, publishN int) {
 			return bench.Consume(b.ctx, b.rdb, stream, "ms", consumeN, consumers, bench.Decode, v.consumerOptions()...)
 		})
 		fmt.Printf("  consume %d entries, %d consumer(s), typed handler:\n", consumeN, consumers)
-		for i, v := range vs {
-			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
-		}
+		b.vsOff(fmt.Sprintf("consume, %d consumer(s)", consumers), vs, rates)
 	}
 	for _, writers := range []int{1, 16} {
 		n := publishN
@@ -90,12 +88,21 @@ func (b *runner) observability(consumeN, seqN, publishN int) {
 			return bench.Publish(b.ctx, b.producer(b.key("pub"), v.producerOptions()...), n, writers)
 		})
 		fmt.Printf("  Publish %d entries, %d goroutine(s):\n", n, writers)
-		for i, v := range vs {
-			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
-		}
+		b.vsOff(fmt.Sprintf("Publish, %d goroutine(s)", writers), vs, rates)
 	}
 	if err := on.tel.Collect(b.ctx); err != nil {
 		log.Fatal(err)
+	}
+}
+
+// vsOff prints each variant's rate and its ratio to the first's ("off"),
+// and records them as rows (raw: off, midstream: the variant).
+func (b *runner) vsOff(what string, vs []variant, rates []float64) {
+	for i, v := range vs {
+		fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
+		if i > 0 {
+			b.rows = append(b.rows, Row{Section: "observability", Name: what + ": " + v.name, Raw: rates[0], Midstream: rates[i], Ratio: rates[i] / rates[0]})
+		}
 	}
 }
 
