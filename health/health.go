@@ -99,6 +99,10 @@ type ConsumerHealth struct {
 	Pending int64
 	// Idle is how long ago the consumer last interacted with the group.
 	Idle time.Duration
+	// Inactive is how long ago the consumer last read or claimed an entry
+	// successfully (XINFO CONSUMERS' inactive, Redis 7.2 and later: 0
+	// before); negative when it never did.
+	Inactive time.Duration
 }
 
 // DeadLetterHealth is the state of a stream's dead-letter stream.
@@ -307,7 +311,7 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 			}
 			g.Consumers = make([]ConsumerHealth, 0, len(cs))
 			for _, c := range cs {
-				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle, Inactive: c.Inactive})
 			}
 		}
 	}

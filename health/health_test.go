@@ -72,7 +72,7 @@ func TestJSONRoundTrip(t *testing.T) {
 			{Name: "a", ConsumerCount: 1, Pending: 2, OldestPendingID: "1-0", OldestPendingAge: 1500 * time.Millisecond,
 				OldestPendingIdle: 900 * time.Millisecond, OldestPendingDeliveries: 3, LastDeliveredID: "4-0",
 				EntriesRead: 6, EntriesReadKnown: true, Lag: 6, LagKnown: true,
-				Consumers: []health.ConsumerHealth{{Name: "w", Pending: 2, Idle: 900 * time.Millisecond}}},
+				Consumers: []health.ConsumerHealth{{Name: "w", Pending: 2, Idle: 900 * time.Millisecond, Inactive: -time.Millisecond}}},
 			{Name: "b"},
 		}}
 	b, err := json.Marshal(h)
@@ -83,7 +83,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		`"dead_letter":{"key":"{o}:dlq","length":1},"groups":[{"name":"a","consumer_count":1,"pending":2,` +
 		`"oldest_pending_id":"1-0","oldest_pending_age_ms":1500,"oldest_pending_idle_ms":900,` +
 		`"oldest_pending_deliveries":3,"last_delivered_id":"4-0","entries_read":6,"lag":6,` +
-		`"consumers":[{"name":"w","pending":2,"idle_ms":900}]},{"name":"b","consumer_count":0,"pending":0,` +
+		`"consumers":[{"name":"w","pending":2,"idle_ms":900,"inactive_ms":-1}]},{"name":"b","consumer_count":0,"pending":0,` +
 		`"oldest_pending_id":"","oldest_pending_age_ms":0,"oldest_pending_idle_ms":0,` +
 		`"oldest_pending_deliveries":0,"last_delivered_id":"","entries_read":null,"lag":null,"consumers":null}]}`
 	if string(b) != want {

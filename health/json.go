@@ -31,9 +31,10 @@ type (
 		Consumers               []ConsumerHealth `json:"consumers"`
 	}
 	consumerJSON struct {
-		Name    string `json:"name"`
-		Pending int64  `json:"pending"`
-		IdleMs  int64  `json:"idle_ms"`
+		Name       string `json:"name"`
+		Pending    int64  `json:"pending"`
+		IdleMs     int64  `json:"idle_ms"`
+		InactiveMs int64  `json:"inactive_ms"`
 	}
 	deadLetterJSON struct {
 		Key    string `json:"key"`
@@ -100,7 +101,7 @@ func (g *GroupHealth) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the consumer in its documented JSON form.
 func (c ConsumerHealth) MarshalJSON() ([]byte, error) {
-	return json.Marshal(consumerJSON{Name: c.Name, Pending: c.Pending, IdleMs: c.Idle.Milliseconds()})
+	return json.Marshal(consumerJSON{Name: c.Name, Pending: c.Pending, IdleMs: c.Idle.Milliseconds(), InactiveMs: c.Inactive.Milliseconds()})
 }
 
 // UnmarshalJSON reads the form MarshalJSON writes.
@@ -109,7 +110,8 @@ func (c *ConsumerHealth) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*c = ConsumerHealth{Name: j.Name, Pending: j.Pending, Idle: time.Duration(j.IdleMs) * time.Millisecond}
+	*c = ConsumerHealth{Name: j.Name, Pending: j.Pending, Idle: time.Duration(j.IdleMs) * time.Millisecond,
+		Inactive: time.Duration(j.InactiveMs) * time.Millisecond}
 	return nil
 }
 
