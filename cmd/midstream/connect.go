@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,11 +19,11 @@ func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	pctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
+	// Dials, reads and writes are bounded by --timeout already; a deadline
+	// here would hide the reason a dial failed.
+	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect to %s: %w", a.where(), err)
 	}
 	a.client = c
 	return c, nil
@@ -49,13 +50,13 @@ func (a *app) newClient() (redis.UniversalClient, error) {
 	switch {
 	case len(a.cluster) > 0:
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: a.cluster, Username: a.user, Password: password,
-			TLSConfig: tlsConf, ReadTimeout: a.timeout, WriteTimeout: a.timeout}), nil
+			TLSConfig: tlsConf, DialTimeout: a.timeout, ReadTimeout: a.timeout, WriteTimeout: a.timeout}), nil
 	case a.sentinelMaster != "" || len(a.sentinels) > 0:
 		if a.sentinelMaster == "" || len(a.sentinels) == 0 {
 			return nil, fmt.Errorf("sentinel: set both --sentinel-master and --sentinel")
 		}
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: a.sentinelMaster, SentinelAddrs: a.sentinels,
-			Username: a.user, Password: password, TLSConfig: tlsConf, ReadTimeout: a.timeout, WriteTimeout: a.timeout}), nil
+			Username: a.user, Password: password, TLSConfig: tlsConf, DialTimeout: a.timeout, ReadTimeout: a.timeout, WriteTimeout: a.timeout}), nil
 	}
 	url := a.url
 	if url == "" {
@@ -77,6 +78,24 @@ func (a *app) newClient() (redis.UniversalClient, error) {
 	if a.tls && opts.TLSConfig == nil {
 		opts.TLSConfig = tlsConf
 	}
-	opts.ReadTimeout, opts.WriteTimeout = a.timeout, a.timeout
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = a.timeout, a.timeout, a.timeout
 	return redis.NewClient(opts), nil
+}
+
+// where names the server(s) the flags point at, for errors.
+func (a *app) where() string {
+	switch {
+	case len(a.cluster) > 0:
+		return "cluster " + strings.Join(a.cluster, ",")
+	case a.sentinelMaster != "":
+		return "sentinel master " + a.sentinelMaster
+	}
+	u := a.url
+	if u == "" {
+		u = os.Getenv("REDIS_URL")
+	}
+	if opts, err := redis.ParseURL(u); err == nil {
+		return opts.Addr
+	}
+	return "127.0.0.1:6379"
 }

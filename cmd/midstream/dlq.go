@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -98,6 +99,9 @@ func (a *app) dlqList() *cobra.Command {
 		Short: "List dead letters, oldest first, with filters",
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 || limit > deadletter.MaxListLimit {
+				return usageError{fmt.Errorf("--limit %d is not in [1, %d]", limit, deadletter.MaxListLimit)}
+			}
 			q, err := a.queue(cmd.Context(), args[0], &f)
 			if err != nil {
 				return err
@@ -181,21 +185,32 @@ func (c *changeFlags) add(cmd *cobra.Command, selects bool) {
 	}
 }
 
+// check refuses a bad selection before anything is asked of Redis.
+func (c *changeFlags) check(f *dlqFlags) error {
+	if c.max < 1 || c.max > ops.MaxSelect {
+		return usageError{fmt.Errorf("--max %d is not in [1, %d]", c.max, ops.MaxSelect)}
+	}
+	if len(c.ids) == 0 {
+		return nil
+	}
+	if f.filtered() {
+		return usageError{errors.New("--id and filters exclude each other")}
+	}
+	if len(c.ids) > ops.MaxSelect {
+		return usageError{fmt.Errorf("more than %d --id", ops.MaxSelect)}
+	}
+	for _, id := range c.ids {
+		if _, err := midstream.ParseID(id); err != nil {
+			return usageError{fmt.Errorf("--id: %w", err)}
+		}
+	}
+	return nil
+}
+
 // selectIDs returns the entries a redrive or delete acts on: the --id
 // list, or the entries matching the filters.
 func (a *app) selectIDs(ctx context.Context, q *deadletter.Queue, f *dlqFlags, c *changeFlags) (ids []string, truncated bool, err error) {
 	if len(c.ids) > 0 {
-		if f.filtered() {
-			return nil, false, usageError{errors.New("--id and filters exclude each other")}
-		}
-		if len(c.ids) > ops.MaxSelect {
-			return nil, false, usageError{fmt.Errorf("more than %d --id", ops.MaxSelect)}
-		}
-		for _, id := range c.ids {
-			if _, err := midstream.ParseID(id); err != nil {
-				return nil, false, usageError{fmt.Errorf("--id: %w", err)}
-			}
-		}
 		return c.ids, false, nil
 	}
 	ids, truncated, err = ops.SelectDeadLetters(ctx, q, f.filter, c.max)
@@ -235,8 +250,11 @@ func (a *app) dlqRedrive() *cobra.Command {
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if rate < 0 {
-				return usageError{fmt.Errorf("--rate %v < 0", rate)}
+			if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+				return usageError{fmt.Errorf("--rate %v: want a finite number >= 0", rate)}
+			}
+			if err := c.check(&f); err != nil {
+				return err
 			}
 			q, err := a.queue(ctx, args[0], &f)
 			if err != nil {
@@ -278,12 +296,15 @@ func (a *app) dlqDelete() *cobra.Command {
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if len(c.ids) == 0 && !f.filtered() {
+				return usageError{errors.New("delete needs --id or a filter (purge deletes everything)")}
+			}
+			if err := c.check(&f); err != nil {
+				return err
+			}
 			q, err := a.queue(ctx, args[0], &f)
 			if err != nil {
 				return err
-			}
-			if len(c.ids) == 0 && !f.filtered() {
-				return usageError{errors.New("delete needs --id or a filter (purge deletes everything)")}
 			}
 			ids, truncated, err := a.selectIDs(ctx, q, &f, &c)
 			if err != nil {

@@ -39,6 +39,12 @@ streams (keys ending in :dlq) are left out unless --with-dlq.`,
 			if len(args) == 1 {
 				pattern = args[0]
 			}
+			if err := ops.SortSummaries(nil, sort); err != nil {
+				return usageError{err}
+			}
+			if limit < 1 || limit > ops.MaxStreams {
+				return usageError{fmt.Errorf("--limit %d is not in [1, %d]", limit, ops.MaxStreams)}
+			}
 			c, err := a.connect(cmd.Context())
 			if err != nil {
 				return err
@@ -47,9 +53,7 @@ streams (keys ending in :dlq) are left out unless --with-dlq.`,
 			if err != nil {
 				return err
 			}
-			if err := ops.SortSummaries(sums, sort); err != nil {
-				return usageError{err}
-			}
+			_ = ops.SortSummaries(sums, sort)
 			return a.emit(streamsOutput{Streams: sums, Truncated: truncated}, func(w io.Writer) {
 				row(w, "STREAM", "LENGTH", "GROUPS", "LAG", "PENDING", "OLDEST PENDING", "DLQ")
 				for _, s := range sums {
@@ -155,6 +159,9 @@ Pass the printed next cursor as --after for the next page.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkStream(args[0]); err != nil {
 				return err
+			}
+			if q.Limit < 1 || q.Limit > ops.MaxPendingLimit {
+				return usageError{fmt.Errorf("--limit %d is not in [1, %d]", q.Limit, ops.MaxPendingLimit)}
 			}
 			c, err := a.connect(cmd.Context())
 			if err != nil {
