@@ -17,6 +17,7 @@ import (
 	"github.com/midstream-go/midstream/health"
 	"github.com/midstream-go/midstream/integration/redistest"
 	"github.com/midstream-go/midstream/internal/ops"
+	"github.com/midstream-go/midstream/internal/ops/opstest"
 )
 
 // cli runs the command in-process against url and returns what it printed
@@ -45,61 +46,19 @@ func cliJSON(t *testing.T, url string, v any, args ...string) {
 	}
 }
 
-// fixture is a stream with two groups, pending entries and dead letters.
+// fixture is a stream with two groups, pending entries and dead letters
+// on a real server (see opstest.Build).
 type fixture struct {
 	url, stream string
 	ids         []string // the stream's entries, n=0..9
 	rdb         *redis.Client
 }
 
-// newFixture builds, on a real server: 10 entries (n=0..9, kind a for even
-// n); group billing read n=0..4 as w1, acked n=0, dead-lettered n=1 and
-// n=2 ("timeout talking to payments"); group ship read n=0..1 as w2 and
-// dead-lettered n=0 ("decode failed"). Left pending: billing n=3, n=4;
-// ship n=1.
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	srv := redistest.Start(t)
-	ctx := context.Background()
 	f := fixture{url: "redis://" + srv.Addr(), stream: srv.Key("{orders}"), rdb: srv.Client}
-	for i := range 10 {
-		kind := "b"
-		if i%2 == 0 {
-			kind = "a"
-		}
-		id, err := f.rdb.XAdd(ctx, &redis.XAddArgs{Stream: f.stream, Values: []string{"n", fmt.Sprint(i), "kind", kind}}).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.ids = append(f.ids, id)
-	}
-	for _, g := range []string{"billing", "ship"} {
-		if err := f.rdb.XGroupCreate(ctx, f.stream, g, "0").Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read := func(group, consumer string, n int64) {
-		if err := f.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{f.stream, ">"}, Count: n}).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	read("billing", "w1", 5)
-	read("ship", "w2", 2)
-	f.rdb.XAck(ctx, f.stream, "billing", f.ids[0])
-	q, err := deadletter.New(f.rdb, f.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	move := func(i int, group, consumer, reason string) {
-		moved, err := q.Move(ctx, deadletter.MoveRequest{ID: f.ids[i], Fields: map[string]string{"n": fmt.Sprint(i), "kind": "x"},
-			Group: group, Consumer: consumer, Reason: reason})
-		if err != nil || !moved {
-			t.Fatalf("move %d: %v %v", i, moved, err)
-		}
-	}
-	move(1, "billing", "w1", "timeout talking to payments")
-	move(2, "billing", "w1", "timeout talking to payments")
-	move(0, "ship", "w2", "decode failed")
+	f.ids = opstest.Build(t, f.rdb, f.stream)
 	return f
 }
 
@@ -204,7 +163,7 @@ func TestCLIDeadLetters(t *testing.T) {
 	f := newFixture(t)
 	var l dlqListOutput
 	cliJSON(t, f.url, &l, "dlq", "list", f.stream, "--group", "billing")
-	if len(l.Entries) != 2 || l.Entries[0].Reason != "timeout talking to payments" || l.Entries[0].OriginalID != f.ids[1] ||
+	if len(l.Entries) != 2 || l.Entries[0].Reason != opstest.ReasonTimeout || l.Entries[0].OriginalID != f.ids[1] ||
 		l.Entries[0].Group != "billing" || l.Entries[0].Consumer != "w1" || l.Entries[0].Fields["n"] != "1" {
 		t.Fatalf("dlq list --group billing: %+v", l)
 	}
@@ -223,7 +182,7 @@ func TestCLIDeadLetters(t *testing.T) {
 	all := l.Entries
 	var show ops.DeadLetter
 	cliJSON(t, f.url, &show, "dlq", "show", f.stream, all[2].ID)
-	if show.ID != all[2].ID || show.Group != "ship" || show.Reason != "decode failed" || show.Source != f.stream {
+	if show.ID != all[2].ID || show.Group != "ship" || show.Reason != opstest.ReasonDecode || show.Source != f.stream {
 		t.Fatalf("dlq show: %+v", show)
 	}
 
