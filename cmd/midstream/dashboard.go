@@ -87,6 +87,11 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 				if m, err = newMetrics(c, patterns, limit); err != nil {
 					return err
 				}
+				// The first scrape finds every stream that exists now.
+				if err := m.refresh(ctx); err != nil {
+					_ = m.shutdown(context.Background())
+					return err
+				}
 				mux.Handle("GET /metrics", guard(m.handler()))
 			}
 			l, err := net.Listen("tcp", listen)
@@ -100,7 +105,7 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 			wg.Go(func() { _ = d.Run(ctx) })
 			if m != nil {
 				wg.Go(func() {
-					m.run(ctx, 30*time.Second, func(err error) { logger.Warn("metrics: listing streams failed", "error", err) })
+					m.run(ctx, metricsRefresh, func(err error) { logger.Warn("metrics: listing streams failed", "error", err) })
 				})
 			}
 			serveErr := make(chan error, 1)
@@ -137,6 +142,10 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 	f.IntVar(&limit, "limit", dashboard.DefaultMaxStreams, "most streams shown and exported")
 	return cmd
 }
+
+// metricsRefresh is how often /metrics looks for streams that appeared or
+// went.
+const metricsRefresh = 30 * time.Second
 
 func mode(write bool, token string) string {
 	switch {

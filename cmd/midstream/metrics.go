@@ -95,13 +95,13 @@ func (m *metrics) run(ctx context.Context, every time.Duration, warn func(error)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
-			warn(err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+			warn(err)
 		}
 	}
 }
