@@ -302,6 +302,18 @@ func TestCLITail(t *testing.T) {
 	}
 }
 
+// TestCLITailWrongType: a key of another type is a configuration error: the
+// tail reports its retries and ends with it.
+func TestCLITailWrongType(t *testing.T) {
+	srv := redistest.Start(t)
+	key := srv.Key("plain")
+	srv.Client.Set(context.Background(), key, "v", 0)
+	_, errOut, code := cli(t, "redis://"+srv.Addr(), "", "tail", key, "--from", "beginning")
+	if code != 1 || !strings.Contains(errOut, "WRONGTYPE") || !strings.Contains(errOut, "retrying") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
 func TestCLITop(t *testing.T) {
 	f := newFixture(t)
 	prefix := strings.TrimSuffix(f.stream, "{orders}")
