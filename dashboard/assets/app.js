@@ -89,17 +89,16 @@
     for (const s of o.streams) {
       const tr = el("tr", { class: "clickable", "data-stream": s.stream });
       tr.append(td(s.stream), td(s.length, "num"), td(s.added_per_sec.toFixed(1), "num"), td(s.delivered_per_sec.toFixed(1), "num"));
-      const lag = td(s.lag == null ? "?" : s.lag, "num lag" + (s.lag > 0 ? " warn" : ""));
-      lag.append(spark(s.history, "lag"));
-      const pend = td(s.pending, "num pending");
-      pend.append(spark(s.history, "pending"));
-      const dlq = td(s.dead_letters, "num dlq" + (s.dead_letters > 0 ? " bad" : ""));
-      dlq.append(spark(s.history, "dead_letters"));
+      const charted = (v, cls, key) => el("td", { class: cls }, el("span", { class: "v" }, v), spark(s.history, key));
+      const lag = charted(s.lag == null ? "?" : s.lag, "num lag" + (s.lag > 0 ? " warn" : ""), "lag");
+      const pend = charted(s.pending, "num pending", "pending");
+      const dlq = charted(s.dead_letters, "num dlq" + (s.dead_letters > 0 ? " bad" : ""), "dead_letters");
       tr.append(lag, pend, td(dur(s.oldest_pending_age_ms), "num"), dlq);
       tr.addEventListener("click", () => { location.hash = "#stream=" + encodeURIComponent(s.stream); });
       body.append(tr);
     }
     if (o.truncated) message("More streams match than the dashboard lists.", "");
+    document.body.dataset.loads = String(Number(document.body.dataset.loads || 0) + 1);
   }
 
   async function loadStream(name) {
@@ -171,6 +170,7 @@
     }
     state.dlqAfter = p.next;
     $("dlq-more").classList.toggle("hidden", !p.next);
+    body.dataset.length = String(p.length);
     $("dlq-all").checked = false;
     updateButtons();
   }
