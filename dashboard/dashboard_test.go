@@ -405,4 +405,6 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	goleak.VerifyNone(t, before)
 }
 
-func escape(s string) string { return strings.NewReplacer("{", "%7B", "}", "%7D", ":", "%3A").Replace(s) }
+func escape(s string) string {
+	return strings.NewReplacer("{", "%7B", "}", "%7D", ":", "%3A").Replace(s)
+}

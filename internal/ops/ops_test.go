@@ -158,4 +158,3 @@ func TestTailFromAnIDThenLive(t *testing.T) {
 		t.Fatalf("tail: %v %v", got, err)
 	}
 }
-
