@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -406,5 +407,5 @@ func TestRunStopsWithItsContext(t *testing.T) {
 }
 
 func escape(s string) string {
-	return strings.NewReplacer("{", "%7B", "}", "%7D", ":", "%3A").Replace(s)
+	return url.QueryEscape(s)
 }
