@@ -91,13 +91,7 @@ type Result struct {
 // failover, say) Trim has the cluster client reload its view of the
 // cluster, so that a retry goes to the node that holds stream now.
 func Trim(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
-	if client == nil {
-		return Result{}, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
-	}
-	if err := midstream.CheckStream(stream); err != nil {
-		return Result{}, err
-	}
-	if err := p.Validate(); err != nil {
+	if err := checkArgs(client, stream, p); err != nil {
 		return Result{}, err
 	}
 	res, err := pass(ctx, client, stream, p, false)
@@ -116,16 +110,21 @@ func Trim(ctx context.Context, client redis.UniversalClient, stream string, p Po
 // groups at one moment; a Trim that follows may see more work acknowledged
 // and trim further. Its arguments, errors and cost are Trim's.
 func Preview(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
-	if client == nil {
-		return Result{}, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
-	}
-	if err := midstream.CheckStream(stream); err != nil {
-		return Result{}, err
-	}
-	if err := p.Validate(); err != nil {
+	if err := checkArgs(client, stream, p); err != nil {
 		return Result{}, err
 	}
 	return pass(ctx, client, stream, p, true)
+}
+
+// checkArgs refuses what Trim and Preview refuse.
+func checkArgs(client redis.UniversalClient, stream string, p Policy) error {
+	if client == nil {
+		return fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
+	}
+	if err := midstream.CheckStream(stream); err != nil {
+		return err
+	}
+	return p.Validate()
 }
 
 // pass runs the script for a validated policy.

@@ -29,6 +29,14 @@ func (a *app) connect(ctx context.Context) (redis.UniversalClient, error) {
 	return c, nil
 }
 
+// connectFor checks a stream name argument, then connects.
+func (a *app) connectFor(ctx context.Context, stream string) (redis.UniversalClient, error) {
+	if err := checkStream(stream); err != nil {
+		return nil, err
+	}
+	return a.connect(ctx)
+}
+
 func (a *app) newClient() (redis.UniversalClient, error) {
 	password := a.password
 	if password == "" {

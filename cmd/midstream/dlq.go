@@ -249,34 +249,14 @@ func (a *app) dlqRedrive() *cobra.Command {
 		Short: "Send dead letters back to their stream (by --id or filters), rate-limited",
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
 				return usageError{fmt.Errorf("--rate %v: want a finite number >= 0", rate)}
 			}
-			if err := c.check(&f); err != nil {
-				return err
-			}
-			q, err := a.queue(ctx, args[0], &f)
-			if err != nil {
-				return err
-			}
-			ids, truncated, err := a.selectIDs(ctx, q, &f, &c)
-			if err != nil {
-				return err
-			}
-			out := dlqChangeOutput{Key: q.Key(), DryRun: c.dryRun, IDs: ids, Truncated: truncated}
-			if !c.dryRun && len(ids) > 0 {
-				if err := a.confirm(&c, fmt.Sprintf("redrive %d dead letters from %s to %s", len(ids), q.Key(), q.Source())); err != nil {
-					return err
-				}
-				res, err := ops.Redrive(ctx, q, ids, rate)
+			return a.change(cmd.Context(), args[0], &f, &c, "redrive", func(ctx context.Context, q *deadletter.Queue, out *dlqChangeOutput) error {
+				res, err := ops.Redrive(ctx, q, out.IDs, rate)
 				out.Redrive = &res
-				if err != nil {
-					_ = a.emit(out, func(w io.Writer) { changeTable(w, "redriven", out) })
-					return err
-				}
-			}
-			return a.emit(out, func(w io.Writer) { changeTable(w, "redriven", out) })
+				return err
+			})
 		},
 	}
 	f.add(cmd, true)
@@ -295,36 +275,55 @@ func (a *app) dlqDelete() *cobra.Command {
 		Short: "Delete dead letters (by --id or filters)",
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			if len(c.ids) == 0 && !f.filtered() {
 				return usageError{errors.New("delete needs --id or a filter (purge deletes everything)")}
 			}
-			if err := c.check(&f); err != nil {
+			return a.change(cmd.Context(), args[0], &f, &c, "delete", func(ctx context.Context, q *deadletter.Queue, out *dlqChangeOutput) (err error) {
+				out.Deleted, err = q.Delete(ctx, out.IDs...)
 				return err
-			}
-			q, err := a.queue(ctx, args[0], &f)
-			if err != nil {
-				return err
-			}
-			ids, truncated, err := a.selectIDs(ctx, q, &f, &c)
-			if err != nil {
-				return err
-			}
-			out := dlqChangeOutput{Key: q.Key(), DryRun: c.dryRun, IDs: ids, Truncated: truncated}
-			if !c.dryRun && len(ids) > 0 {
-				if err := a.confirm(&c, fmt.Sprintf("delete %d dead letters from %s", len(ids), q.Key())); err != nil {
-					return err
-				}
-				if out.Deleted, err = q.Delete(ctx, ids...); err != nil {
-					return err
-				}
-			}
-			return a.emit(out, func(w io.Writer) { changeTable(w, "deleted", out) })
+			})
 		},
 	}
 	f.add(cmd, true)
 	c.add(cmd, true)
 	return cmd
+}
+
+// change is what redrive and delete share: check the flags, select the
+// entries, ask (unless --dry-run), act on exactly those, and print what
+// was done, also when act fails part way.
+func (a *app) change(ctx context.Context, stream string, f *dlqFlags, c *changeFlags, verb string,
+	act func(context.Context, *deadletter.Queue, *dlqChangeOutput) error) error {
+	if err := c.check(f); err != nil {
+		return err
+	}
+	q, err := a.queue(ctx, stream, f)
+	if err != nil {
+		return err
+	}
+	ids, truncated, err := a.selectIDs(ctx, q, f, c)
+	if err != nil {
+		return err
+	}
+	out := dlqChangeOutput{Key: q.Key(), DryRun: c.dryRun, IDs: ids, Truncated: truncated}
+	if !c.dryRun && len(ids) > 0 {
+		question := fmt.Sprintf("%s %d dead letters of %s", verb, len(ids), q.Key())
+		if verb == "redrive" {
+			question += " to " + q.Source()
+		}
+		if err := a.confirm(c, question); err != nil {
+			return err
+		}
+		err = act(ctx, q, &out)
+	}
+	done := verb + "d"
+	if verb == "redrive" {
+		done = "redriven"
+	}
+	if perr := a.emit(out, func(w io.Writer) { changeTable(w, done, out) }); err == nil {
+		err = perr
+	}
+	return err
 }
 
 func (a *app) dlqPurge() *cobra.Command {

@@ -86,10 +86,7 @@ preview uses --max-len and --max-age when given (as trim.Policy would);
 without them it shows what every group is done with. Nothing is trimmed.`,
 		Args: args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkStream(args[0]); err != nil {
-				return err
-			}
-			c, err := a.connect(cmd.Context())
+			c, err := a.connectFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -157,13 +154,10 @@ func (a *app) pendingCommand() *cobra.Command {
 Pass the printed next cursor as --after for the next page.`,
 		Args: args(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkStream(args[0]); err != nil {
-				return err
-			}
 			if q.Limit < 1 || q.Limit > ops.MaxPendingLimit {
 				return usageError{fmt.Errorf("--limit %d is not in [1, %d]", q.Limit, ops.MaxPendingLimit)}
 			}
-			c, err := a.connect(cmd.Context())
+			c, err := a.connectFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -208,10 +202,7 @@ func (a *app) entryCommand() *cobra.Command {
 		Short: "Show one entry",
 		Args:  args(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkStream(args[0]); err != nil {
-				return err
-			}
-			c, err := a.connect(cmd.Context())
+			c, err := a.connectFor(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
