@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -49,17 +50,26 @@ func cliJSON(t *testing.T, url string, v any, args ...string) {
 // fixture is a stream with two groups, pending entries and dead letters
 // on a real server (see opstest.Build).
 type fixture struct {
-	url, stream string
-	ids         []string // the stream's entries, n=0..9
-	rdb         *redis.Client
+	url, addr string
+	stream    string
+	ids       []string // the stream's entries, n=0..9
+	rdb       *redis.Client
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	srv := redistest.Start(t)
-	f := fixture{url: "redis://" + srv.Addr(), stream: srv.Key("{orders}"), rdb: srv.Client}
+	f := fixture{url: serverURL(srv), addr: srv.Addr(), stream: srv.Key("{orders}"), rdb: srv.Client}
 	f.ids = opstest.Build(t, f.rdb, f.stream)
 	return f
+}
+
+// serverURL is the URL the command connects to srv with.
+func serverURL(srv *redistest.Server) string {
+	if u := os.Getenv(redistest.EnvURL); srv.Backend == "url" && u != "" {
+		return u
+	}
+	return "redis://" + srv.Addr()
 }
 
 func (f fixture) dlqLen(t *testing.T) int64 {
@@ -308,7 +318,7 @@ func TestCLITailWrongType(t *testing.T) {
 	srv := redistest.Start(t)
 	key := srv.Key("plain")
 	srv.Client.Set(context.Background(), key, "v", 0)
-	_, errOut, code := cli(t, "redis://"+srv.Addr(), "", "tail", key, "--from", "beginning")
+	_, errOut, code := cli(t, serverURL(srv), "", "tail", key, "--from", "beginning")
 	if code != 1 || !strings.Contains(errOut, "WRONGTYPE") || !strings.Contains(errOut, "retrying") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -385,5 +395,35 @@ func TestCLIUsageErrors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"--help"}, strings.NewReader(""), &out, &errOut); code != 0 || !strings.Contains(out.String(), "dashboard") {
 		t.Fatalf("--help: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestCLIACLUser: an ACL user in the URL; a user allowed to read only can
+// list and inspect, and a redrive is refused by Redis (NOPERM) with nothing
+// moved.
+func TestCLIACLUser(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	user := fmt.Sprintf("viewer-%d", time.Now().UnixNano()) // unique on a shared server
+	if err := f.rdb.Do(ctx, "ACL", "SETUSER", user, "on", ">viewer-pw", "~*", "+@read", "+@connection", "+scan", "+evalsha", "+eval", "+script").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.rdb.Do(context.Background(), "ACL", "DELUSER", user) })
+	url := "redis://" + user + ":viewer-pw@" + f.addr
+	var l dlqListOutput
+	cliJSON(t, url, &l, "dlq", "list", f.stream)
+	if len(l.Entries) != 3 {
+		t.Fatalf("dlq list as viewer: %+v", l)
+	}
+	_, errOut, code := cli(t, url, "", "dlq", "redrive", f.stream, "--yes", "--rate", "0")
+	if code != 1 || !strings.Contains(errOut, "NOPERM") {
+		t.Fatalf("redrive as viewer: exit %d: %s", code, errOut)
+	}
+	if n := f.dlqLen(t); n != 3 {
+		t.Fatalf("a refused redrive moved entries: %d left", n)
+	}
+	bad := "redis://" + user + ":wrong@" + f.addr
+	if _, errOut, code := cli(t, bad, "", "streams"); code != 1 || !strings.Contains(errOut, "WRONGPASS") {
+		t.Fatalf("wrong password: exit %d: %s", code, errOut)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream/integration/redistest"
 	"github.com/midstream-go/midstream/internal/ops/opstest"
@@ -59,7 +60,7 @@ func TestDashboardMetrics(t *testing.T) {
 	stream := srv.Key("{orders}")
 	opstest.Build(t, srv.Client, stream)
 	pattern := strings.TrimSuffix(stream, "{orders}") + "*"
-	base := startDashboard(t, "redis://"+srv.Addr(), "--pattern", pattern)
+	base := startDashboard(t, serverURL(srv), "--pattern", pattern)
 
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -136,4 +137,54 @@ func gauge(m *dto.Metric) float64 {
 		return g.GetValue()
 	}
 	return m.GetUntyped().GetValue()
+}
+
+// TestMetricsFollowTheStreams: a refresh registers the gauges of streams
+// that appeared and drops those of streams that went.
+func TestMetricsFollowTheStreams(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	a, b := srv.Key("{a}"), srv.Key("{b}")
+	srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: a, Values: []string{"k", "v"}})
+	m, err := newMetrics(srv.Client, []string{strings.TrimSuffix(a, "{a}") + "*"}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.shutdown(ctx)
+	lengths := func() map[string]float64 {
+		t.Helper()
+		if err := m.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fams, err := m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range fams {
+			if f.GetName() != "midstream_stream_length" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "messaging_destination_name" {
+						got[l.GetValue()] = gauge(s)
+					}
+				}
+			}
+		}
+		return got
+	}
+	if got := lengths(); len(got) != 1 || got[a] != 1 {
+		t.Fatalf("one stream: %v", got)
+	}
+	srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: b, Values: []string{"k", "v"}})
+	srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: b, Values: []string{"k", "v"}})
+	if got := lengths(); len(got) != 2 || got[b] != 2 {
+		t.Fatalf("two streams: %v", got)
+	}
+	srv.Client.Del(ctx, a)
+	if got := lengths(); len(got) != 1 || got[b] != 2 {
+		t.Fatalf("after a deletion: %v", got)
+	}
 }
