@@ -125,7 +125,9 @@ func WithRedriveRate(r float64) Option {
 }
 
 // WithMaxTails bounds the live tails open at once, at most MaxTails.
-// Default DefaultMaxTails.
+// Each open tail holds one connection of the client's pool while it waits
+// for entries (a blocking XREAD): keep the pool larger. Default
+// DefaultMaxTails.
 func WithMaxTails(n int) Option {
 	return func(c *config) {
 		if n < 0 || n > MaxTails {

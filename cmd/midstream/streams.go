@@ -83,7 +83,8 @@ func (a *app) streamCommand() *cobra.Command {
 consumers (pending, idle, inactive), its dead-letter depth, and a trim preview:
 what a safe trim would remove now and which groups hold entries back. The
 preview uses --max-len and --max-age when given (as trim.Policy would);
-without them it shows what every group is done with. Nothing is trimmed.`,
+without them it shows what every group is done with. Nothing is trimmed; the
+preview reads at most 10,000 entries.`,
 		Args: args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.connectFor(cmd.Context(), args[0])
@@ -133,7 +134,11 @@ func streamTable(w io.Writer, d ops.StreamDetail) {
 	fmt.Fprintln(w)
 	t := d.Trim
 	row(w, "trim preview:", t.Policy)
-	row(w, "removable now:", t.Removable)
+	removable := fmt.Sprint(t.Removable)
+	if t.More {
+		removable += "+ (the preview stops at its limit)"
+	}
+	row(w, "removable now:", removable)
 	row(w, "length after:", t.LengthAfter)
 	row(w, "cutoff:", t.Cutoff)
 	if t.HeldBack > 0 {

@@ -31,7 +31,8 @@ func (a *app) topCommand() *cobra.Command {
 and delivered per second (over the interval, from the servers' counters,
 Redis 7.0 and later), the largest group lag, pending entries, the oldest
 pending entry's age and the dead-letter depth. On a terminal the view
-refreshes in place; with --output json it prints one JSON object per frame.`,
+refreshes in place; with --output json it prints one JSON object per frame.
+A frame that fails is reported on stderr and the next one tries again.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -67,11 +68,12 @@ refreshes in place; with --output json it prints one JSON object per frame.`,
 				case <-t.C:
 				}
 				cur, truncated, err := ops.Overview(ctx, c, pattern, limit, false)
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err != nil { // a failover, say: the next frame tries again
+					fmt.Fprintln(a.errOut, "midstream: top:", err)
+					continue
 				}
 				now := time.Now()
 				_ = ops.SortSummaries(cur, sort)

@@ -127,7 +127,7 @@
     }
     const t = d.trim, trim = $("trim");
     trim.replaceChildren();
-    const rows = [["policy", t.policy], ["removable now", t.removable], ["length after", t.length_after], ["cutoff", t.cutoff]];
+    const rows = [["policy", t.policy], ["removable now", t.removable + (t.more ? "+" : "")], ["length after", t.length_after], ["cutoff", t.cutoff]];
     for (const hb of t.held_back_by) rows.push(["held back by", hb.group + " needs " + hb.until + " (" + hb.reason + ")"]);
     for (const [k, v] of rows) trim.append(el("div", {}, k), el("div", {}, v));
   }
