@@ -22,7 +22,7 @@ const (
 	MaxPoints          = 10_000
 	DefaultMaxStreams  = 1000
 	DefaultRedriveRate = 100
-	DefaultMaxTails    = 16
+	DefaultMaxTails    = 4
 	MaxTails           = 1000
 )
 
