@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/midstream-go/midstream/internal/ops"
 )
 
 // emit prints v as indented JSON with --output json, else calls table.
@@ -66,12 +68,16 @@ func fields(m map[string]string) string {
 	return b.String()
 }
 
-// optInt formats a value Redis may not know.
-func optInt(p *int64) string {
-	if p == nil {
+// lag formats a stream's lag: "-" without groups, "?" when Redis cannot
+// tell.
+func lag(s ops.StreamSummary) string {
+	switch {
+	case s.Groups == 0:
+		return "-"
+	case s.Lag == nil:
 		return "?"
 	}
-	return fmt.Sprint(*p)
+	return fmt.Sprint(*s.Lag)
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

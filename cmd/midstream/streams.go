@@ -57,7 +57,7 @@ streams (keys ending in :dlq) are left out unless --with-dlq.`,
 			return a.emit(streamsOutput{Streams: sums, Truncated: truncated}, func(w io.Writer) {
 				row(w, "STREAM", "LENGTH", "GROUPS", "LAG", "PENDING", "OLDEST PENDING", "DLQ")
 				for _, s := range sums {
-					row(w, s.Stream, s.Length, s.Groups, optInt(s.Lag), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters)
+					row(w, s.Stream, s.Length, s.Groups, lag(s), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters)
 				}
 				if truncated {
 					fmt.Fprintf(w, "(more than %d streams match; narrow the pattern or raise --limit)\n", limit)

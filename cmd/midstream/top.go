@@ -107,7 +107,7 @@ func topTable(w io.Writer, f topFrame, pattern string, interval time.Duration) {
 	row(w, "STREAM", "ADDED/S", "DELIVERED/S", "LENGTH", "LAG", "PENDING", "OLDEST PENDING", "DLQ")
 	for _, s := range f.Streams {
 		row(w, s.Stream, fmt.Sprintf("%.1f", s.AddedPerSec), fmt.Sprintf("%.1f", s.DeliveredPerSec), s.Length,
-			optInt(s.Lag), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters)
+			lag(s.StreamSummary), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters)
 	}
 	if f.Truncated {
 		fmt.Fprintln(w, "(more streams match than --limit)")

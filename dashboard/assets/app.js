@@ -90,7 +90,7 @@
       const tr = el("tr", { class: "clickable", "data-stream": s.stream });
       tr.append(td(s.stream), td(s.length, "num"), td(s.added_per_sec.toFixed(1), "num"), td(s.delivered_per_sec.toFixed(1), "num"));
       const charted = (v, cls, key) => el("td", { class: cls }, el("span", { class: "v" }, v), spark(s.history, key));
-      const lag = charted(s.lag == null ? "?" : s.lag, "num lag" + (s.lag > 0 ? " warn" : ""), "lag");
+      const lag = charted(s.groups === 0 ? "-" : s.lag == null ? "?" : s.lag, "num lag" + (s.lag > 0 ? " warn" : ""), "lag");
       const pend = charted(s.pending, "num pending", "pending");
       const dlq = charted(s.dead_letters, "num dlq" + (s.dead_letters > 0 ? " bad" : ""), "dead_letters");
       tr.append(lag, pend, td(dur(s.oldest_pending_age_ms), "num"), dlq);
