@@ -28,7 +28,10 @@ func cli(t *testing.T, url string, stdin string, args ...string) (stdout, stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = run(ctx, append([]string{"--url", url}, args...), strings.NewReader(stdin), &out, &errOut)
+	if url != "" {
+		args = append([]string{"--url", url}, args...)
+	}
+	code = run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 
@@ -40,11 +43,17 @@ func cliJSON(t *testing.T, url string, v any, args ...string) {
 	if code != 0 {
 		t.Fatalf("midstream %s: exit %d: %s", strings.Join(args, " "), code, errOut)
 	}
-	dec := json.NewDecoder(strings.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonDecode(out, v); err != nil {
 		t.Fatalf("midstream %s: %v in %s", strings.Join(args, " "), err, out)
 	}
+}
+
+// jsonDecode decodes the first JSON value of out into v, refusing fields v
+// does not know.
+func jsonDecode(out string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // fixture is a stream with two groups, pending entries and dead letters
