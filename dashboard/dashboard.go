@@ -52,6 +52,11 @@ func New(client redis.UniversalClient, opts ...Option) (*Dashboard, error) {
 	}
 	d := &Dashboard{client: client, cfg: cfg, csrf: hex.EncodeToString(b[:]), mux: http.NewServeMux(),
 		cop: http.NewCrossOriginProtection(), tails: make(chan struct{}, cfg.maxTails)}
+	for _, o := range cfg.origins {
+		if err := d.cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("%w: dashboard: trusted origin: %w", midstream.ErrInvalidOption, err)
+		}
+	}
 	d.page = bytes.ReplaceAll(page, []byte("{{CSRF}}"), []byte(d.csrf))
 	d.routes()
 	return d, nil

@@ -208,6 +208,13 @@ func TestWritesNeedTheAntiForgeryTokenAndSameOrigin(t *testing.T) {
 	if n := e.dlqLen(t); n != 3 {
 		t.Fatalf("a refused write changed the dead letters: %d left", n)
 	}
+	// A trusted origin passes the same-origin check.
+	trusted := newEnv(t, dashboard.WithWriteActions(), dashboard.WithTrustedOrigins("https://admin.example"))
+	tbody := `{"stream":"` + trusted.stream + `","ids":["` + trusted.dlqIDs(t)[0] + `"]}`
+	if status, b := trusted.post(t, "/api/dlq/delete", tbody, map[string]string{dashboard.CSRFHeader: trusted.csrf,
+		"Origin": "https://admin.example", "Sec-Fetch-Site": "cross-site"}); status != http.StatusOK {
+		t.Fatalf("trusted origin: %d %s", status, b)
+	}
 	// Same origin, with the page's token: the one entry goes back.
 	status, b := e.post(t, "/api/dlq/redrive", body, map[string]string{dashboard.CSRFHeader: e.csrf,
 		"Origin": e.srv.URL, "Sec-Fetch-Site": "same-origin"})
@@ -370,6 +377,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		dashboard.WithRedriveRate(-1),
 		dashboard.WithMaxTails(dashboard.MaxTails + 1),
 		dashboard.WithLogger(nil),
+		dashboard.WithTrustedOrigins("not a url"),
 	} {
 		if _, err := dashboard.New(rdb, o); !errors.Is(err, midstream.ErrInvalidOption) {
 			t.Errorf("option %v: %v", o, err)

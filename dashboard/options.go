@@ -39,6 +39,7 @@ type config struct {
 	maxStreams  int
 	redriveRate float64
 	maxTails    int
+	origins     []string
 	logger      *slog.Logger
 	errs        []error
 }
@@ -136,6 +137,15 @@ func WithMaxTails(n int) Option {
 		}
 		c.maxTails = n
 	}
+}
+
+// WithTrustedOrigins lets write actions come from pages of these origins
+// ("https://admin.example.com": scheme, host and port) besides the
+// dashboard's own, for a dashboard behind a proxy that changes the Host
+// header. Each is checked as http.CrossOriginProtection.AddTrustedOrigin
+// checks it.
+func WithTrustedOrigins(origins ...string) Option {
+	return func(c *config) { c.origins = append(c.origins, origins...) }
 }
 
 // WithLogger sets the logger of failed samples and requests. Default:

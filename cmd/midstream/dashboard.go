@@ -28,6 +28,7 @@ func (a *app) dashboardCommand() *cobra.Command {
 		noMetrics   bool
 		redriveRate float64
 		limit       int
+		origins     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "dashboard",
@@ -68,7 +69,7 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 				dashboard.WithHistory(history), dashboard.WithRedriveRate(redriveRate), dashboard.WithMaxStreams(limit),
 				dashboard.WithLogger(logger)}
 			if write {
-				opts = append(opts, dashboard.WithWriteActions(), dashboard.WithToken(token))
+				opts = append(opts, dashboard.WithWriteActions(), dashboard.WithToken(token), dashboard.WithTrustedOrigins(origins...))
 			}
 			d, err := dashboard.New(c, opts...)
 			if err != nil {
@@ -140,6 +141,7 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve /metrics")
 	f.Float64Var(&redriveRate, "redrive-rate", dashboard.DefaultRedriveRate, "most dead letters redriven per second")
 	f.IntVar(&limit, "limit", dashboard.DefaultMaxStreams, "most streams shown and exported")
+	f.StringSliceVar(&origins, "trusted-origin", nil, "origins (https://host:port) whose pages may write too, behind a proxy")
 	return cmd
 }
 
