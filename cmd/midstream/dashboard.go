@@ -99,6 +99,9 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 			if err != nil {
 				return err
 			}
+			// Everything started below stops with ctx, also when Serve fails.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 				BaseContext: func(net.Listener) context.Context { return ctx }}
 			fmt.Fprintf(a.errOut, "midstream dashboard on http://%s/ (%s)\n", l.Addr(), mode(write, token))
@@ -114,16 +117,17 @@ $MIDSTREAM_DASHBOARD_TOKEN), the bearer token, which the page asks for.
 			select {
 			case err = <-serveErr:
 			case <-ctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 				err = srv.Shutdown(sctx)
-				cancel()
+				stop()
 				<-serveErr
 			}
+			cancel()
 			wg.Wait()
 			if m != nil {
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				sctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 				_ = m.shutdown(sctx)
-				cancel()
+				stop()
 			}
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
