@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/midstream-go/midstream/integration/redistest"
 	"github.com/midstream-go/midstream/internal/ops/opstest"
@@ -187,4 +189,45 @@ func TestMetricsFollowTheStreams(t *testing.T) {
 	if got := lengths(); len(got) != 1 || got[b] != 2 {
 		t.Fatalf("after a deletion: %v", got)
 	}
+}
+
+// TestDashboardStops: cancelling the command's context stops the server,
+// its sampler and its metrics loop, leaving no goroutine behind, also with
+// a live tail open.
+func TestDashboardStops(t *testing.T) {
+	srv := redistest.Start(t)
+	stream := srv.Key("{s}")
+	srv.Client.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: []string{"k", "v"}})
+	before := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--url", serverURL(srv), "dashboard", "--listen", "127.0.0.1:0", "--interval", "100ms"}, strings.NewReader(""), io.Discard, pw)
+		pw.Close()
+	}()
+	r := bufio.NewReader(pr)
+	line, _ := r.ReadString('\n')
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	m := regexp.MustCompile(`on (http://\S+)/ `).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("dashboard said %q", line)
+	}
+	res, err := http.Get(m[1] + "/api/tail?stream=" + url.QueryEscape(stream))
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("tail: %v %v", res, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dashboard did not stop")
+	}
+	res.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 }
