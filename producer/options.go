@@ -34,6 +34,9 @@ type config struct {
 	headers      map[string]string
 	noCoalesce   bool
 	otel         telemetry.Providers
+	idemFunc     any // func(T) string
+	idemWindow   time.Duration
+	idemAttempts int
 	errs         []error // problems found while applying options
 }
 
@@ -202,6 +205,7 @@ type PublishOption func(*publishConfig)
 
 type publishConfig struct {
 	id      string
+	idemKey string
 	headers []string // name, value pairs, names already prefixed
 	err     error
 }

@@ -23,6 +23,8 @@ type Proxy struct {
 	wg       sync.WaitGroup
 
 	delay              atomic.Int64 // time.Duration replies are held back
+	loseEvery          atomic.Int64 // LoseReplies: lose every n-th reply
+	replies            atomic.Int64 // pieces of reply data seen, for loseEvery
 	toServer, toClient atomic.Int64 // bytes forwarded
 }
 
@@ -64,6 +66,14 @@ func (p *Proxy) LoseNextReply() {
 	p.mu.Lock()
 	p.loseNext = true
 	p.mu.Unlock()
+}
+
+// LoseReplies makes the proxy lose every n-th piece of data the server
+// sends (one read of a connection's replies: one reply, or several of a
+// pipeline) and cut that connection, from now on: the server executed the
+// commands whose replies the client never gets. 0 turns it off.
+func (p *Proxy) LoseReplies(n int) {
+	p.loseEvery.Store(int64(max(n, 0)))
 }
 
 // DelayReplies holds back every piece of data the server sends by d from
@@ -186,6 +196,9 @@ func (p *Proxy) pipe(dst, src net.Conn, replies bool) {
 				if p.takeLose() {
 					p.Cut()
 					return
+				}
+				if n := p.loseEvery.Load(); n > 0 && p.replies.Add(1)%n == 0 {
+					return // this connection only: the deferred forget closes it
 				}
 				b := make([]byte, n)
 				copy(b, buf[:n])
