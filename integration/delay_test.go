@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/health"
 	"github.com/midstream-go/midstream/integration/redistest"
 	"github.com/midstream-go/midstream/internal/delay"
 	"github.com/midstream-go/midstream/producer"
@@ -317,4 +319,47 @@ func TestDelayedMoverKilled(t *testing.T) {
 	}
 	checkOnce(t, srv.Client, stream, n)
 	t.Logf("%d movers killed", kills)
+}
+
+// TestDelayedHealth checks the delay set's size and overdue age in
+// health.Snapshot and the gauges.
+func TestDelayedHealth(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stream := srv.Key("delayhealth")
+	p := newProducer[map[string]string](t, srv.Client, stream)
+	if _, err := p.Publish(ctx, map[string]string{"n": "now"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := health.Snapshot(ctx, srv.Client, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Delayed.Size != 0 || h.Delayed.Overdue != 0 || h.Delayed.OldestOverdueAge != 0 || h.Delayed.Key != delay.KeysOf(stream).Set {
+		t.Fatalf("empty delay set: %+v", h.Delayed)
+	}
+	scheduleN(t, p, 3, func(int) time.Duration { return 0 })
+	scheduleN(t, p, 2, func(int) time.Duration { return time.Hour })
+	time.Sleep(200 * time.Millisecond)
+	h, err = health.Snapshot(ctx, srv.Client, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Delayed.Size != 5 || h.Delayed.Overdue != 3 || h.Delayed.OldestOverdueAge < 150*time.Millisecond || h.Delayed.OldestOverdueAge > time.Minute {
+		t.Fatalf("delay set: %+v; want 5 waiting, 3 overdue for about 200ms", h.Delayed)
+	}
+
+	mp, reader := otelMetrics(t)
+	reg, err := health.RegisterGauges(mp, srv.Client, stream, health.WithMinInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = reg.Unregister() }()
+	ms := otelCollect(t, reader)
+	if v, ok := otelInt(ms, "midstream.delay.size"); !ok || v != 5 {
+		t.Fatalf("midstream.delay.size = %d, %v; want 5", v, ok)
+	}
+	if g, ok := ms["midstream.delay.overdue_age"].(metricdata.Gauge[float64]); !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value < 0.15 || g.DataPoints[0].Value > 60 {
+		t.Fatalf("midstream.delay.overdue_age = %+v", ms["midstream.delay.overdue_age"])
+	}
 }
