@@ -36,7 +36,7 @@ func main() {
 	seqN := flag.Int("seq", 30_000, "entries per sequential (one-at-a-time) publish run")
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
-	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability", "sections to run")
+	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability,idempotent,delayed", "sections to run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -81,6 +81,12 @@ func main() {
 	}
 	if sections["observability"] {
 		b.observability(*consumeN, *seqN, *publishN)
+	}
+	if sections["idempotent"] {
+		b.idempotent(*seqN, *publishN)
+	}
+	if sections["delayed"] {
+		b.delayed(*flowDur)
 	}
 }
 
