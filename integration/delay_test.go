@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/consumer"
 	"github.com/midstream-go/midstream/health"
 	"github.com/midstream-go/midstream/integration/redistest"
 	"github.com/midstream-go/midstream/internal/delay"
@@ -361,5 +362,57 @@ func TestDelayedHealth(t *testing.T) {
 	}
 	if g, ok := ms["midstream.delay.overdue_age"].(metricdata.Gauge[float64]); !ok || len(g.DataPoints) != 1 || g.DataPoints[0].Value < 0.15 || g.DataPoints[0].Value > 60 {
 		t.Fatalf("midstream.delay.overdue_age = %+v", ms["midstream.delay.overdue_age"])
+	}
+}
+
+// TestDelayedConsumerMoves checks that a consumer's Run moves its stream's
+// delayed entries by default, and that WithoutScheduler turns that off.
+func TestDelayedConsumerMoves(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	for _, off := range []bool{false, true} {
+		stream := srv.Key(fmt.Sprintf("consumermoves-%v", off))
+		p := newProducer[map[string]string](t, srv.Client, stream)
+		if _, err := p.Publish(ctx, map[string]string{"n": "plain"}); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		got := map[string]int{}
+		h := consumer.HandlerFunc(func(_ context.Context, m *consumer.Message) error {
+			mu.Lock()
+			got[m.Fields["n"]]++
+			mu.Unlock()
+			return nil
+		})
+		opts := []consumer.Option{consumer.WithStart(consumer.StartBeginning)}
+		if off {
+			opts = append(opts, consumer.WithoutScheduler())
+		}
+		stop := runConsumer(t, newConsumer(t, srv.Client, stream, "g", h, opts...))
+		scheduleN(t, p, 20, func(i int) time.Duration { return time.Duration(i) * 10 * time.Millisecond })
+		count := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(got)
+		}
+		if off {
+			waitFor(t, 5*time.Second, "the plain entry", func() bool { return count() >= 1 })
+			time.Sleep(500 * time.Millisecond)
+			if n := srv.Client.ZCard(ctx, delay.KeysOf(stream).Set).Val(); n != 20 || count() != 1 {
+				t.Fatalf("WithoutScheduler: %d delayed entries left, %d handled; want 20, 1", n, count())
+			}
+		} else {
+			waitFor(t, 10*time.Second, "every delayed entry handled", func() bool { return count() == 21 })
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		mu.Lock()
+		for v, c := range got {
+			if c != 1 {
+				t.Fatalf("entry %s handled %d times", v, c)
+			}
+		}
+		mu.Unlock()
 	}
 }
