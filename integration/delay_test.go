@@ -215,6 +215,18 @@ func TestDelayedOptions(t *testing.T) {
 	if fmt.Sprint(e[0].Values) != fmt.Sprint(want) {
 		t.Fatalf("moved entry %q, want %q", e[0].Values, want)
 	}
+	// A payload that does not decode (written by something else) is
+	// appended as is, not dropped.
+	k := delay.KeysOf(stream)
+	srv.Client.ZAdd(ctx, k.Set, redis.Z{Score: 1, Member: "00000000000000000000"})
+	srv.Client.HSet(ctx, k.Data, "00000000000000000000", "5:abc")
+	if moved, _, err := s.MoveDue(ctx); err != nil || moved != 1 {
+		t.Fatalf("MoveDue of a bad payload: %d, %v", moved, err)
+	}
+	last, err := srv.Client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].Values["midstream:delayed"] != "5:abc" {
+		t.Fatalf("bad payload moved as %v, %v", last, err)
+	}
 	// MoveDue reports the time to the next due entry.
 	if _, err := p.PublishIn(ctx, v, time.Hour); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@
 //
 // Three keys, all in the stream's slot (see Keys): a sorted set of schedule
 // IDs scored by due time in Unix milliseconds of the server's clock, a hash
-// from schedule ID to the entry's fields (MessagePack array of strings), and
+// from schedule ID to the entry's fields (see Encode), and
 // a counter that numbers schedule IDs. Every change is one Lua script, so
 // the mover moves each entry exactly once, whatever number of movers run and
 // wherever one of them dies.
@@ -26,7 +26,7 @@ import (
 // Keys names the keys of one stream's delay set.
 type Keys struct {
 	Set  string // sorted set: schedule ID scored by due time (ms)
-	Data string // hash: schedule ID -> MessagePack array of field, value strings
+	Data string // hash: schedule ID -> field names and values (Encode)
 	Seq  string // counter numbering schedule IDs
 }
 
@@ -84,10 +84,22 @@ return n
 // in due order, each XADD followed by the removal of that entry, and
 // returns {moved, ms until the next entry is due or -1 if none waits}. An
 // error stops it between two entries, never inside one: what it moved is
-// gone from the set, the rest stays. A payload that is not a MessagePack
-// array of an even number of strings (written by something else) is
-// appended as is in the field "midstream:delayed" rather than dropped.
+// gone from the set, the rest stays. A payload that does not decode to an
+// even number of strings (written by something else) is appended as is in
+// the field "midstream:delayed" rather than dropped.
 var moveScript = redis.NewScript(`
+local function decode(p)
+  local f, pos, n = {}, 1, #p
+  while pos <= n do
+    local c = string.find(p, ':', pos, true)
+    if not c then return nil end
+    local len = tonumber(string.sub(p, pos, c - 1))
+    if not len or len < 0 or len ~= math.floor(len) or c + len > n then return nil end
+    f[#f + 1] = string.sub(p, c + 1, c + len)
+    pos = c + len + 1
+  end
+  return f
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -95,12 +107,8 @@ local moved = 0
 for _, id in ipairs(due) do
   local p = redis.call('HGET', KEYS[2], id)
   if p then
-    local ok, f = pcall(cmsgpack.unpack, p)
-    local good = ok and type(f) == 'table' and #f > 0 and #f % 2 == 0 and #f <= 8000
-    if good then
-      for i = 1, #f do if type(f[i]) ~= 'string' then good = false break end end
-    end
-    if good then
+    local f = decode(p)
+    if f and #f > 0 and #f % 2 == 0 and #f <= 8000 then
       redis.call('XADD', KEYS[3], '*', unpack(f))
     else
       redis.call('XADD', KEYS[3], '*', 'midstream:delayed', p)
@@ -152,33 +160,17 @@ func Move(ctx context.Context, c redis.Scripter, stream string, limit int) (move
 	return int(r[0]), next, nil
 }
 
-// Encode returns ss as a MessagePack array of strings (what cmsgpack in
-// Redis's Lua unpacks).
+// Encode returns ss as the payload moveScript decodes: each string as its
+// length in decimal, a colon, and its bytes.
 func Encode(ss []string) []byte {
-	n := 5
+	n := 0
 	for _, s := range ss {
-		n += 5 + len(s)
+		n += 11 + len(s)
 	}
 	b := make([]byte, 0, n)
-	switch l := len(ss); {
-	case l < 16:
-		b = append(b, 0x90|byte(l))
-	case l < 1<<16:
-		b = append(b, 0xdc, byte(l>>8), byte(l))
-	default:
-		b = append(b, 0xdd, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
-	}
 	for _, s := range ss {
-		switch l := len(s); {
-		case l < 32:
-			b = append(b, 0xa0|byte(l))
-		case l < 1<<8:
-			b = append(b, 0xd9, byte(l))
-		case l < 1<<16:
-			b = append(b, 0xda, byte(l>>8), byte(l))
-		default:
-			b = append(b, 0xdb, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
-		}
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
 		b = append(b, s...)
 	}
 	return b
