@@ -2,9 +2,11 @@ package producer
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
@@ -38,7 +40,11 @@ func TestMaxAgeUsesServerClock(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range 5 {
-				id, err := p.Publish(ctx, map[string]string{"n": "x"})
+				var opts []PublishOption
+				if i%2 == 1 { // the idempotent script trims by the same cutoff
+					opts = append(opts, IdempotencyKey(fmt.Sprint(i)))
+				}
+				id, err := p.Publish(ctx, map[string]string{"n": "x"}, opts...)
 				if err != nil {
 					t.Fatalf("publish %d: %v", i, err)
 				}
@@ -65,5 +71,54 @@ func TestMaxAgeUsesServerClock(t *testing.T) {
 				t.Fatalf("server clock estimate %v, server %v: off by %v", now, server, d)
 			}
 		})
+	}
+}
+
+// TestServerClockSampling checks when the clock asks the server, and what
+// it does while the server cannot be asked.
+func TestServerClockSampling(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	ctx := context.Background()
+	local := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // far from the server's clock
+	c := newServerClock(rdb, "s")
+	c.local = func() time.Time { return local }
+	server := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	mr.SetTime(server)
+
+	now := func() time.Time {
+		t.Helper()
+		got, err := c.now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := now(); !got.Equal(server) {
+		t.Fatalf("first reading %v, want the server's %v", got, server)
+	}
+	// Within clockRefresh the reading is carried forward, the server not
+	// asked.
+	mr.SetTime(server.Add(time.Hour))
+	local = local.Add(500 * time.Millisecond)
+	if got, want := now(), server.Add(500*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("carried forward: %v, want %v", got, want)
+	}
+	// After it, the server is asked again.
+	local = local.Add(time.Second)
+	if got, want := now(), server.Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("after a refresh: %v, want %v", got, want)
+	}
+	// While the server cannot be asked, a reading younger than clockStale
+	// is carried forward; an older one is an error.
+	mr.Close()
+	local = local.Add(30 * time.Second)
+	if got, want := now(), server.Add(time.Hour+30*time.Second); !got.Equal(want) {
+		t.Fatalf("server away: %v, want %v", got, want)
+	}
+	local = local.Add(clockStale)
+	if _, err := c.now(ctx); err == nil {
+		t.Fatal("a reading older than clockStale was used")
 	}
 }
