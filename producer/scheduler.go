@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -29,7 +30,7 @@ const (
 
 // ErrSchedulerRunning is returned by Scheduler.Run while the Scheduler
 // runs already.
-var ErrSchedulerRunning = fmt.Errorf("producer: scheduler already running")
+var ErrSchedulerRunning = errors.New("producer: scheduler already running")
 
 // Scheduler moves the due entries of one stream's delay set (PublishIn,
 // PublishAt) to the stream. A consumer's Run does the same for its stream
