@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -102,21 +103,33 @@ func median(xs []float64) float64 {
 }
 
 // delayed offers PublishIn at a fixed rate for dur, each entry due after
-// a fixed delay, with one Scheduler (default settings) moving them, and
-// reports how late entries became visible: the moved entry's ID time (the
-// server's clock when it was added to the stream) minus its due time (the
-// local clock before PublishIn, plus the delay; one clock on one machine).
+// a fixed delay (the mover always knows the next due time), then after
+// delays spread over a second (entries due before the mover's next planned
+// pass arrive: the poll interval bounds their lateness), with one Scheduler (default settings) moving them, and
+// reports how late entries became visible: the end of the millisecond of
+// the moved entry's ID (the server's clock when it was added to the
+// stream; an upper bound) minus its due time (the local clock before
+// PublishIn, plus the delay; one clock on one machine).
 func (b *runner) delayed(dur time.Duration) {
 	const after = 200 * time.Millisecond
-	fmt.Printf("\ndelayed entries: PublishIn(%s) paced for %s, one Scheduler (poll %s, batch %d)\n", after, dur, producer.DefaultPollInterval, producer.DefaultMoveBatch)
-	for _, rate := range []int{1_000, 10_000} {
-		lat, sent, err := delayedRun(b.ctx, b.rdb, b.key("delayed"), rate, dur, after)
+	fmt.Printf("\ndelayed entries: PublishIn(%s unless said otherwise) paced for %s, one Scheduler (poll %s, batch %d)\n", after, dur, producer.DefaultPollInterval, producer.DefaultMoveBatch)
+	fixed := func() time.Duration { return after }
+	spread := func() time.Duration { return time.Duration(rand.Int64N(int64(time.Second))) }
+	for _, run := range []struct {
+		rate   int
+		what   string
+		delays func() time.Duration
+	}{
+		{1_000, "", fixed}, {10_000, "", fixed},
+		{1_000, ", delays spread over [0, 1s)", spread}, {10_000, ", delays spread over [0, 1s)", spread},
+	} {
+		lat, sent, err := delayedRun(b.ctx, b.rdb, b.key("delayed"), run.rate, dur, run.delays)
 		if err != nil {
 			log.Fatal(err)
 		}
 		slices.Sort(lat)
 		q := func(f float64) time.Duration { return lat[min(int(f*float64(len(lat))), len(lat)-1)] }
-		fmt.Printf("  offered %6d/s: stored %7.0f/s   moved %d/%d   lateness p50 %-6s p99 %-6s max %s\n", rate,
+		fmt.Printf("  offered %6d/s%s: stored %7.0f/s   moved %d/%d   lateness p50 %-6s p99 %-6s max %s\n", run.rate, run.what,
 			float64(sent)/dur.Seconds(), len(lat), sent, q(0.5), q(0.99), q(1))
 		b.rdb.FlushDB(b.ctx)
 	}
@@ -124,7 +137,7 @@ func (b *runner) delayed(dur time.Duration) {
 
 // delayedRun is one paced run of delayed; it returns each moved entry's
 // lateness and how many entries were stored.
-func delayedRun(ctx context.Context, rdb *redis.Client, stream string, rate int, dur, after time.Duration) ([]time.Duration, int, error) {
+func delayedRun(ctx context.Context, rdb *redis.Client, stream string, rate int, dur time.Duration, delays func() time.Duration) ([]time.Duration, int, error) {
 	p, err := producer.New[map[string]string](rdb, stream)
 	if err != nil {
 		return nil, 0, err
@@ -150,6 +163,7 @@ func delayedRun(ctx context.Context, rdb *redis.Client, stream string, rate int,
 		go func() {
 			defer wg.Done()
 			for range work {
+				after := delays()
 				due := time.Now().Add(after)
 				v := map[string]string{"due": strconv.FormatInt(due.UnixMicro(), 10), "data": "delayed bench entry"}
 				if _, err := p.PublishIn(ctx, v, after); err != nil {
@@ -179,7 +193,7 @@ func delayedRun(ctx context.Context, rdb *redis.Client, stream string, rate int,
 	}
 	// Wait for the last entries to be moved, then read the stream.
 	want := sent.Load()
-	deadline := time.Now().Add(after + 10*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for rdb.XLen(ctx, stream).Val() < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -200,7 +214,9 @@ func delayedRun(ctx context.Context, rdb *redis.Client, stream string, rate int,
 				return nil, 0, err
 			}
 			dueUs, _ := strconv.ParseInt(fmt.Sprint(e.Values["due"]), 10, 64)
-			lat = append(lat, time.Duration(int64(id.Ms)*1000-dueUs)*time.Microsecond)
+			// The ID counts whole milliseconds: the end of its
+			// millisecond bounds the time the entry was added.
+			lat = append(lat, time.Duration(int64(id.Ms+1)*1000-dueUs)*time.Microsecond)
 		}
 		if len(es) < 10_000 {
 			break
