@@ -392,7 +392,7 @@ func TestDelayedConsumerMoves(t *testing.T) {
 		got := map[string]int{}
 		h := consumer.HandlerFunc(func(_ context.Context, m *consumer.Message) error {
 			mu.Lock()
-			got[m.Fields["n"]]++
+			got[m.Field("n")]++
 			mu.Unlock()
 			return nil
 		})

@@ -51,7 +51,7 @@ func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts 
 	case d > MaxDelay:
 		return "", p.wrap(fmt.Errorf("%w: delay %s > %s", midstream.ErrInvalidOption, d, MaxDelay))
 	}
-	pairs, headers, err := p.fields(v, pc.headers)
+	pairs, headers, err := p.fields(make([]string, 0, 8), v, pc.headers)
 	if err != nil {
 		return "", p.wrap(err)
 	}

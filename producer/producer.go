@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,6 +31,7 @@ type Producer[T any] struct {
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
 	obs        *observer
+	pairs      sync.Pool    // *[]string buffers the codec encodes into
 	clock      *serverClock // nil unless trimming by MaxAge
 	idem       idempotency
 }
@@ -321,7 +323,18 @@ func (p *Producer[T]) xaddArgs(ctx context.Context, v T, id string, extra []stri
 	} else if err := checkExplicitID(id); err != nil {
 		return nil, err
 	}
-	pairs, headers, err := p.fields(v, extra)
+	// The codec encodes into a pooled buffer: its strings are copied into
+	// the command's arguments below, and the buffer goes back.
+	buf, _ := p.pairs.Get().(*[]string)
+	if buf == nil {
+		buf = new([]string)
+	}
+	defer func() {
+		clear((*buf)[:cap(*buf)]) // the strings are the command's now
+		p.pairs.Put(buf)
+	}()
+	pairs, headers, err := p.fields((*buf)[:0], v, extra)
+	*buf = pairs[:0]
 	if err != nil {
 		return nil, err
 	}
@@ -344,10 +357,10 @@ func (p *Producer[T]) xaddArgs(ctx context.Context, v T, id string, extra []stri
 	return args, nil
 }
 
-// fields encodes v and merges the headers, checking reserved names, the
+// fields encodes v (appending to buf) and merges the headers, checking reserved names, the
 // entry's size and that it has fields.
-func (p *Producer[T]) fields(v T, extra []string) (pairs, headers []string, err error) {
-	pairs, err = p.codec.Encode(make([]string, 0, 8), v)
+func (p *Producer[T]) fields(buf []string, v T, extra []string) (pairs, headers []string, err error) {
+	pairs, err = p.codec.Encode(buf, v)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -97,11 +97,6 @@ func (b *runner) featureProducer(stream string) *producer.Producer[map[string]st
 	return p
 }
 
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	return xs[len(xs)/2]
-}
-
 // delayed offers PublishIn at a fixed rate for dur, each entry due after
 // a fixed delay (the mover always knows the next due time), then after
 // delays spread over a second (entries due before the mover's next planned
