@@ -32,8 +32,10 @@ const MaxDelay = 10 * 365 * 24 * time.Hour
 // values in all. Like a plain Publish, PublishIn does not retry beyond the
 // client's own retries: if the connection fails after Redis received the
 // command, the entry may have been stored. The moved entry is added
-// without trimming on add.
-func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts ...PublishOption) (string, error) {
+// without trimming on add. With tracing on, PublishIn makes a publish span
+// and the entry carries its trace context, as with Publish; the entry is
+// not counted in midstream.messages.published.
+func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts ...PublishOption) (scheduleID string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {
@@ -51,6 +53,11 @@ func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts 
 	case d > MaxDelay:
 		return "", p.wrap(fmt.Errorf("%w: delay %s > %s", midstream.ErrInvalidOption, d, MaxDelay))
 	}
+	// A publish span whose trace context the entry carries, as with
+	// Publish; the entry is not counted as published.
+	ctx, span := p.obs.start(ctx, 0)
+	defer func() { p.obs.end(span, 0, "", err) }()
+	pc.headers = p.obs.inject(ctx, span, pc.headers)
 	pairs, headers, err := p.fields(make([]string, 0, 8), v, pc.headers)
 	if err != nil {
 		return "", p.wrap(err)
