@@ -96,7 +96,8 @@ type ConsumerHealth struct {
 
 // DelayedHealth is the state of a stream's delay set: entries published to
 // become visible later, waiting for a mover (a consumer's Run or a
-// producer.Scheduler).
+// producer.Scheduler). Snapshot reports it with the stream, so not while
+// the stream does not exist yet (ErrNoStream).
 type DelayedHealth struct {
 	// Key is the delay set's key (a sorted set beside the stream).
 	Key string

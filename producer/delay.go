@@ -32,7 +32,8 @@ const MaxDelay = 10 * 365 * 24 * time.Hour
 // values in all. Like a plain Publish, PublishIn does not retry beyond the
 // client's own retries: if the connection fails after Redis received the
 // command, the entry may have been stored. The moved entry is added
-// without trimming on add. With tracing on, PublishIn makes a publish span
+// without trimming on add, and creates the stream if it is missing
+// (whatever WithNoMkStream says). With tracing on, PublishIn makes a publish span
 // and the entry carries its trace context, as with Publish; the entry is
 // not counted in midstream.messages.published.
 func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts ...PublishOption) (scheduleID string, err error) {
