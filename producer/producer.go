@@ -134,11 +134,11 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // ends first, the error says nothing about whether the entry was added;
 // calling Publish again with the same key within the window tells.
 //
-// Without a key, Publish does not retry beyond the client's own retries. After a
-// connection error, a closed node client or a redirection (what a failover
-// looks like), a cluster client is told to reload its view of the cluster
-// before Publish returns, so that the caller's retry goes to the node that
-// holds the stream now.
+// Without a key, Publish does not retry beyond the client's own retries.
+// After a connection error, a closed node client or a redirection (what a
+// failover looks like), a cluster client is told to reload its view of the
+// cluster before Publish returns, so that the caller's retry goes to the
+// node that holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
@@ -357,8 +357,8 @@ func (p *Producer[T]) xaddArgs(ctx context.Context, v T, id string, extra []stri
 	return args, nil
 }
 
-// fields encodes v (appending to buf) and merges the headers, checking reserved names, the
-// entry's size and that it has fields.
+// fields encodes v (appending to buf) and merges the headers, checking
+// reserved names, the entry's size and that it has fields.
 func (p *Producer[T]) fields(buf []string, v T, extra []string) (pairs, headers []string, err error) {
 	pairs, err = p.codec.Encode(buf, v)
 	if err != nil {
