@@ -46,7 +46,7 @@ func main() {
 	seqN := flag.Int("seq", 30_000, "entries per sequential (one-at-a-time) publish run")
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
-	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability", "sections to run")
+	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability,idempotent,delayed", "sections to run")
 	jsonOut := flag.String("json", "", "also write every row to this file as JSON")
 	profileRow := flag.String("profile", "", "profile midstream's side of the first run of the first row whose name contains this")
 	cpuProfile := flag.String("cpuprofile", "", "with -profile: write the CPU profile to this file")
@@ -108,6 +108,12 @@ func main() {
 	}
 	if sections["observability"] {
 		b.observability(*consumeN, *seqN, *publishN)
+	}
+	if sections["idempotent"] {
+		b.idempotent(*seqN, *publishN)
+	}
+	if sections["delayed"] {
+		b.delayed(*flowDur)
 	}
 	if *jsonOut != "" {
 		if err := writeRows(*jsonOut, b.rows); err != nil {

@@ -74,6 +74,8 @@ const (
 	MetricOldestAge      = "midstream.group.pending.oldest_age"
 	MetricGroupConsumers = "midstream.group.consumers"
 	MetricDeadLetter     = "midstream.deadletter.depth"
+	MetricDelaySize      = "midstream.delay.size"
+	MetricDelayOverdue   = "midstream.delay.overdue_age"
 )
 
 // SecondsBuckets are the bucket boundaries advised for midstream's duration
