@@ -10,17 +10,30 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/keys"
+	"github.com/midstream-go/midstream/internal/telemetry"
 	"github.com/midstream-go/midstream/live"
 )
 
-// FieldActor is the field holding who did an activity.
-const FieldActor = "actor"
+// Field names.
+const (
+	// FieldActor is the field holding who did an activity.
+	FieldActor = "actor"
+	// FieldID is the key of the activity's ID in the JSON published on the
+	// activity channel; Append refuses it as a field name.
+	FieldID = "id"
+	// FieldActivityID is set on a timeline copy whose entry ID is not the
+	// activity's own (the copy came after a newer entry; see FanOut): it
+	// holds the activity's ID in the activity stream.
+	FieldActivityID = "activityId"
+)
 
 // Feed appends activities and reads users' feeds of the actors they follow.
 // It is safe for concurrent use and never closes the client it was given.
 type Feed struct {
 	client redis.UniversalClient
 	cfg    config
+	tel    *telemetry.Ops
 }
 
 // Page is one page of a feed, newest first. Next is the cursor of the next
@@ -36,7 +49,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
 	}
-	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget}
+	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget, batch: DefaultFanOutBatch}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
@@ -46,7 +59,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
-	return &Feed{client: client, cfg: cfg}, nil
+	return &Feed{client: client, cfg: cfg, tel: telemetry.NewOps(cfg.tp, cfg.mp)}, nil
 }
 
 // FollowingKey is the set of users user follows: user:{user}:following.
@@ -61,6 +74,11 @@ func TimelineKey(user string) string { return "feed:" + user }
 // TimelineChannel is the live channel of user's timeline.
 func TimelineChannel(user string) string { return TimelineKey(user) + ":new" }
 
+// LateKey is the sorted set, in the slot of user's timeline and outside the
+// feed:* names, that records the activities copied into the timeline under
+// a new ID (see FieldActivityID), so that a repeated copy is refused.
+func LateKey(user string) string { return keys.Apart(TimelineKey(user), "late") }
+
 func checkUser(u string) error {
 	if u == "" {
 		return fmt.Errorf("%w: empty user", midstream.ErrInvalidOption)
@@ -68,94 +86,58 @@ func checkUser(u string) error {
 	return midstream.CheckStream(u)
 }
 
-// appendScript adds the activity (ARGV[3:] are field pairs) to KEYS[1],
-// publishes its ID on KEYS[2]; with ARGV[1] > 0 it copies it, same ID, into
-// every follower's timeline (the followers set is KEYS[3]) and publishes on
-// the timeline's channel. Being one script, timelines receive activities in
-// ID order.
+// appendScript adds the activity (ARGV[2:] are field pairs) to KEYS[1] and
+// publishes it as JSON, its ID under "id", on the channel ARGV[1]: one key,
+// so it runs on any cluster node.
 var appendScript = redis.NewScript(`
-local fields = {}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
-redis.call('PUBLISH', KEYS[2], id)
-if tonumber(ARGV[1]) > 0 then
-  for _, f in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    local tl = ARGV[2] .. f
-    redis.call('XADD', tl, 'MAXLEN', '~', ARGV[1], id, unpack(fields))
-    redis.call('PUBLISH', tl .. ':new', id)
-  end
+local fields, activity = {}, {}
+for i = 2, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  activity[ARGV[i]] = ARGV[i + 1]
 end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+activity['id'] = id
+redis.call('PUBLISH', ARGV[1], cjson.encode(activity))
 return id
 `)
 
-// Append adds an activity by actor with fields (which must not hold
-// "actor") to the activity stream, publishes its ID on the live channel,
-// and under fan-out on write copies it into the followers' timelines. It
-// returns the entry ID.
+// Append adds an activity by actor with fields (which must hold neither
+// "actor" nor "id") to the activity stream and publishes it on the live
+// channel as the article does: a JSON object of its fields, its actor and
+// its ID under "id". Under fan-out on write it then copies it into the
+// followers' timelines (see FanOut); when some copies fail it returns the
+// ID with a *FanOutError, and FanOut(ctx, id) finishes the work. It returns
+// the entry ID.
 func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string) (string, error) {
 	if err := checkUser(actor); err != nil {
 		return "", err
 	}
-	args := []any{f.cfg.fanOutMaxLen, "feed:", FieldActor, actor}
+	args := []any{f.cfg.channel, FieldActor, actor}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k == FieldActor {
-			return "", fmt.Errorf("%w: field %q is set from the actor", midstream.ErrInvalidOption, k)
+		if k == FieldActor || k == FieldID {
+			return "", fmt.Errorf("%w: field %q is set by Append", midstream.ErrInvalidOption, k)
 		}
 		if err := midstream.CheckFieldName(k); err != nil {
 			return "", err
 		}
 		args = append(args, k, fields[k])
 	}
-	id, err := appendScript.Run(ctx, f.client, []string{f.cfg.stream, f.cfg.channel, FollowersKey(actor)}, args...).Text()
+	ctx, span := f.tel.Start(ctx, "append", f.cfg.stream, true)
+	id, err := appendScript.Run(ctx, f.client, []string{f.cfg.stream}, args...).Text()
 	if err != nil {
-		return "", fmt.Errorf("feed: append by %s: %w", actor, err)
+		err = fmt.Errorf("feed: append by %s: %w", actor, err)
+		f.tel.End(span, err)
+		return "", err
 	}
-	return id, nil
-}
-
-// Follow makes user follow target. Under fan-out on write, only activities
-// appended afterwards reach user's timeline.
-func (f *Feed) Follow(ctx context.Context, user, target string) error {
-	return f.follow(ctx, user, target, true)
-}
-
-// Unfollow makes user stop following target. Read and Live stop showing
-// target's activities at once, past ones included.
-func (f *Feed) Unfollow(ctx context.Context, user, target string) error {
-	return f.follow(ctx, user, target, false)
-}
-
-func (f *Feed) follow(ctx context.Context, user, target string, on bool) error {
-	if err := errors.Join(checkUser(user), checkUser(target)); err != nil {
-		return err
+	f.tel.Published(ctx, f.cfg.stream, 1)
+	if f.cfg.fanOutMaxLen > 0 {
+		flat := make([]any, 0, len(args)-1)
+		flat = append(flat, args[1:]...)
+		err = f.fanOut(ctx, id, actor, flat)
 	}
-	_, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if on {
-			p.SAdd(ctx, FollowingKey(user), target)
-			p.SAdd(ctx, FollowersKey(target), user)
-		} else {
-			p.SRem(ctx, FollowingKey(user), target)
-			p.SRem(ctx, FollowersKey(target), user)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("feed: follow %s -> %s: %w", user, target, err)
-	}
-	return nil
-}
-
-// Following returns the users user follows, sorted.
-func (f *Feed) Following(ctx context.Context, user string) ([]string, error) {
-	if err := checkUser(user); err != nil {
-		return nil, err
-	}
-	m, err := f.client.SMembers(ctx, FollowingKey(user)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("feed: following of %s: %w", user, err)
-	}
-	slices.Sort(m)
-	return m, nil
+	f.tel.End(span, err)
+	return id, err
 }
 
 func (f *Feed) source(user string) (stream, channel string) {
