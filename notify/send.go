@@ -125,4 +125,3 @@ func (n *Notifier) Send(ctx context.Context, user, content string, opts ...SendO
 	n.tel.End(span, err)
 	return id, err
 }
-
