@@ -63,7 +63,8 @@ func (e *FanOutError) add(user string, err error) {
 // on ARGV[3]. Its keys share a slot (KEYS[2], the late set, is LateKey).
 //
 // The copy takes the activity's own ID, so a repeat finds it and does
-// nothing. When the timeline already holds a newer entry (activities of
+// nothing (an entry at that ID with an activityId field is another
+// activity's late copy, whose new ID happened to match). When the timeline already holds a newer entry (activities of
 // other actors fanned out meanwhile, or a backfill) the copy gets a new ID
 // and the field activityId, and the late set records the activity (at most
 // ARGV[2] of them, the newest), so a repeat still does nothing. An activity
@@ -79,7 +80,16 @@ local function lt(a, b)
   if #as ~= #bs then return #as < #bs end
   return as < bs
 end
-if #redis.call('XRANGE', tl, id, id) > 0 or redis.call('ZSCORE', late, id) then return 0 end
+if redis.call('ZSCORE', late, id) then return 0 end
+local at = redis.call('XRANGE', tl, id, id)
+if #at > 0 then
+  -- the activity's own copy, unless a late copy of another one took the ID
+  local own = true
+  for i = 1, #at[1][2], 2 do
+    if at[1][2][i] == 'activityId' then own = false end
+  end
+  if own then return 0 end
+end
 local fields = {}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 local new = redis.pcall('XADD', tl, 'MAXLEN', '~', maxLen, id, unpack(fields))
