@@ -51,9 +51,9 @@ end
 local function needsInit()
   return redis.call('EXISTS', stateKey) == 0 and redis.call('EXISTS', stream) == 1
 end
-local function isRead(e)
-  return field(e, 'markedReadId') ~= nil or field(e, 'read') == 'true' or
-    redis.call('ZSCORE', readKey, pad(e[1])) ~= false
+local function isRead(e, targets, anySet)
+  if field(e, 'markedReadId') ~= nil or field(e, 'read') == 'true' or targets[e[1]] then return true end
+  return anySet and redis.call('ZSCORE', readKey, pad(e[1])) ~= false
 end
 -- step folds up to n read markers after the fold cursor into the read set,
 -- then moves the watermark over up to n read entries that follow it.
@@ -61,23 +61,34 @@ end
 -- at an unread entry or the end), else 0.
 local function step(n)
   local wm, synced = state()
+  local atWatermark = synced == wm
   local page = redis.call('XRANGE', stream, '(' .. synced, '+', 'COUNT', n)
+  local targets = {}
   for _, e in ipairs(page) do
     local t = field(e, 'markedReadId')
-    if validID(t) and lt(wm, t) then redis.call('ZADD', readKey, 0, pad(t)) end
-    synced = e[1]
+    if validID(t) and lt(wm, t) then targets[t] = true end
   end
   local done = #page < n
-  local ahead = redis.call('XRANGE', stream, '(' .. wm, '+', 'COUNT', n)
+  if #page > 0 then synced = page[#page][1] end
+  -- the entries after the watermark: the page just folded when the cursor
+  -- was at the watermark (a stream being caught up), else a read of its own
+  local ahead = page
+  if not atWatermark then
+    ahead = redis.call('XRANGE', stream, '(' .. wm, '+', 'COUNT', n)
+  end
+  local anySet = redis.call('EXISTS', readKey) == 1
   local moved, stopped = false, false
   for _, e in ipairs(ahead) do
-    if not isRead(e) then stopped = true; break end
+    if not isRead(e, targets, anySet) then stopped = true; break end
     wm = e[1]
     moved = true
   end
   done = done and (stopped or #ahead < n)
+  for t in pairs(targets) do
+    if lt(wm, t) then redis.call('ZADD', readKey, 0, pad(t)) end
+  end
   if moved then
-    redis.call('ZREMRANGEBYLEX', readKey, '-', '[' .. pad(wm))
+    if anySet then redis.call('ZREMRANGEBYLEX', readKey, '-', '[' .. pad(wm)) end
     if lt(synced, wm) then synced = wm end
   end
   redis.call('HSET', stateKey, 'upto', wm, 'synced', synced)

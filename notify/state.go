@@ -12,7 +12,7 @@ import (
 
 // stepEntries is how many entries one script step reads at most (twice:
 // folding markers, then moving the watermark).
-const stepEntries = 500
+const stepEntries = 200
 
 // readChunk is how many entries a read call asks for per XRANGE.
 const readChunk = 1000
