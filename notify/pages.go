@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"iter"
+
+	"github.com/midstream-go/midstream/internal/paging"
 )
 
 // ListPages returns List as an iterator: the pages of user's notifications,
@@ -18,17 +20,6 @@ func (n *Notifier) UnreadPages(ctx context.Context, user, cursor string, limit i
 }
 
 func (n *Notifier) pages(ctx context.Context, user, cursor string, limit int, unreadOnly bool) iter.Seq2[Page, error] {
-	return func(yield func(Page, error) bool) {
-		for {
-			p, err := n.list(ctx, user, cursor, limit, unreadOnly)
-			if err != nil {
-				yield(Page{}, err)
-				return
-			}
-			if !yield(p, nil) || p.Next == "" {
-				return
-			}
-			cursor = p.Next
-		}
-	}
+	return paging.Seq(cursor, func(c string) (Page, error) { return n.list(ctx, user, c, limit, unreadOnly) },
+		func(p Page) string { return p.Next })
 }
