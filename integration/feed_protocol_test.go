@@ -252,3 +252,55 @@ func TestFeedFollowersBackfillAndPages(t *testing.T) {
 		t.Fatalf("cy's timeline holds %d entries, want 6: %v", len(msgs), msgs)
 	}
 }
+
+// TestFeedFanOutManyFollowers: an actor with 20,000 followers; fan-out on
+// write holds Redis for one small script per follower, never for the whole
+// fan-out. The longest script and the fan-out's time are logged.
+func TestFeedFanOutManyFollowers(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.Backend == "url" {
+		t.Skip("changes the server's slow log settings: not on a shared server")
+	}
+	ctx := context.Background()
+	f := newFeed(t, srv, feed.WithFanOutOnWrite(100))
+	actor := srv.Key("celebrity")
+	const followers = 20_000
+	pipe := srv.Client.Pipeline()
+	for i := range followers {
+		u := srv.Key("fan" + strconv.Itoa(i))
+		pipe.SAdd(ctx, feed.FollowersKey(actor), u)
+		pipe.SAdd(ctx, feed.FollowingKey(u), actor)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"slowlog-log-slower-than", "1000"}, {"slowlog-max-len", "10000"}} {
+		if err := srv.Client.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Client.SlowLogReset(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	id, err := f.Append(ctx, actor, map[string]string{"type": "post"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	for _, i := range []int{0, followers / 2, followers - 1} {
+		tl := feed.TimelineKey(srv.Key("fan" + strconv.Itoa(i)))
+		if msgs := srv.Client.XRange(ctx, tl, "-", "+").Val(); len(msgs) != 1 || msgs[0].ID != id {
+			t.Fatalf("%s: %v", tl, msgs)
+		}
+	}
+	script, anyCmd, calls := slowest(t, srv.Client)
+	t.Logf("fan-out to %d followers in %s; %d script calls over 1ms, longest %s (any command %s); %s",
+		followers, took, calls, script, anyCmd, evalStats(srv.Client.Info(ctx, "commandstats").Val()))
+	if script > time.Second {
+		t.Fatalf("a script held Redis for %s", script)
+	}
+}
