@@ -354,3 +354,57 @@ func TestNotifyEarlierLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNotifyLargeReadSet: with the oldest notification unread and
+// thousands marked read one by one after it, the read set is larger than
+// reads take whole; they read it by range and stay exact.
+func TestNotifyLargeReadSet(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	n := newNotifier(t, srv)
+	const user, total = "many", 3000
+	stream := n.Stream(user)
+	pipe := srv.Client.Pipeline()
+	cmds := make([]*redis.StringCmd, total)
+	for i := range total {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"content", strconv.Itoa(i), "read", "false", "createdAt", "1"}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	pipe = srv.Client.Pipeline()
+	for i, c := range cmds {
+		if i%2 == 1 {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"markedReadId", c.Val(), "readAt", "1"}})
+		} else {
+			want[c.Val()] = true
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Sync(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if size := srv.Client.ZCard(ctx, n.ReadSetKey(user)).Val(); size < 1000 {
+		t.Fatalf("read set of %d members: the test needs more than reads take whole", size)
+	}
+	if c, err := n.UnreadCount(ctx, user); err != nil || c != total/2 {
+		t.Fatalf("UnreadCount = %d, %v; want %d", c, err, total/2)
+	}
+	got := unreadIDs(t, n, user)
+	if len(got) != total/2 {
+		t.Fatalf("Unread lists %d, want %d", len(got), total/2)
+	}
+	for _, id := range got {
+		if !want[id] {
+			t.Fatalf("%s listed unread", id)
+		}
+	}
+	for _, nt := range allPages(t, func(c string) (notify.Page, error) { return n.List(ctx, user, c, 250) }) {
+		if nt.Read == want[nt.ID] {
+			t.Fatalf("%s: Read = %v", nt.ID, nt.Read)
+		}
+	}
+}

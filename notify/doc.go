@@ -44,7 +44,8 @@
 // the state and of the stream, in chunks of 1000 entries, so a read-only
 // ACL user or a replica serves them. They honour the markers after the
 // fold cursor by reading them; UnreadCount reads the entries after the
-// watermark. Each reads at most WithCountBudget entries, and returns an
+// watermark. A read set of more than 1000 members is read by range, for
+// the entries a call looks at. Each reads at most WithCountBudget entries, and returns an
 // error wrapping ErrCountBudget beyond that: a stream other clients filled
 // with markers is caught up by Sync, in steps.
 //

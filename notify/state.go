@@ -39,7 +39,38 @@ func unpadID(m string) (midstream.ID, error) {
 // readState is a user's read state as a read call sees it.
 type readState struct {
 	wm, synced midstream.ID
-	read       map[string]bool // IDs above wm marked read
+	read       map[string]bool // IDs above wm marked read (all of them unless partial)
+	// partial: the read set holds more than readSetWhole members; only the
+	// first are in read, and readIn adds those of a range when needed.
+	partial bool
+	setKey  string
+}
+
+// readSetWhole is how many read set members a read call takes at once; a
+// larger set is read by range, for the entries a call looks at.
+const readSetWhole = 1000
+
+// readIn adds to st.read the read set's members from lo to hi (IDs,
+// inclusive) when the set was too large to read whole.
+func (n *Notifier) readIn(ctx context.Context, st *readState, lo, hi string) error {
+	if !st.partial {
+		return nil
+	}
+	l, err1 := midstream.ParseID(lo)
+	h, err2 := midstream.ParseID(hi)
+	if err1 != nil || err2 != nil {
+		return nil // not entry IDs: nothing of the set lies between
+	}
+	members, err := n.client.ZRangeByLex(ctx, st.setKey, &redis.ZRangeBy{Min: "[" + padID(l), Max: "[" + padID(h)}).Result()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if id, err := unpadID(m); err == nil {
+			st.read[id.String()] = true
+		}
+	}
+	return nil
 }
 
 // legacyState is the state earlier versions kept: found tells which of the
@@ -99,7 +130,7 @@ func (n *Notifier) state(ctx context.Context, user string, ks []string) (readSta
 	var lc [3]redis.Cmder
 	_, _ = n.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		hm = p.HMGet(ctx, ks[1], "upto", "synced")
-		set = p.ZRange(ctx, ks[2], 0, -1)
+		set = p.ZRange(ctx, ks[2], 0, readSetWhole)
 		lc[0] = p.Get(ctx, old[0])
 		lc[1] = p.SMembers(ctx, old[1])
 		lc[2] = p.Get(ctx, old[2])
@@ -114,6 +145,7 @@ func (n *Notifier) state(ctx context.Context, user string, ks []string) (readSta
 	if err != nil {
 		return st, err
 	}
+	st.setKey, st.partial = ks[2], len(members) > readSetWhole
 	st.read = make(map[string]bool, len(members))
 	for _, m := range members {
 		if id, err := unpadID(m); err == nil {
@@ -209,6 +241,11 @@ func (n *Notifier) unreadCount(ctx context.Context, ks []string, user string) (i
 		if err != nil {
 			return 0, err
 		}
+		if len(msgs) > 0 {
+			if err := n.readIn(ctx, &st, msgs[0].ID, msgs[len(msgs)-1].ID); err != nil {
+				return 0, err
+			}
+		}
 		for _, m := range msgs {
 			from = m.ID
 			if t, ok := m.Values[FieldMarkedReadID].(string); ok {
@@ -296,6 +333,11 @@ func (n *Notifier) page(ctx context.Context, user string, ks []string, end strin
 		msgs, err := n.client.XRevRangeN(ctx, ks[0], end, start, chunk).Result()
 		if err != nil {
 			return Page{}, err
+		}
+		if len(msgs) > 0 {
+			if err := n.readIn(ctx, &st, msgs[len(msgs)-1].ID, msgs[0].ID); err != nil {
+				return Page{}, err
+			}
 		}
 		for _, m := range msgs {
 			end = "(" + m.ID
