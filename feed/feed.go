@@ -102,8 +102,8 @@ redis.call('PUBLISH', ARGV[1], cjson.encode(activity))
 return id
 `)
 
-// Append adds an activity by actor with fields (which must hold neither
-// "actor" nor "id") to the activity stream and publishes it on the live
+// Append adds an activity by actor with fields (which must not hold
+// "actor", "id" or "activityId") to the activity stream and publishes it on the live
 // channel as the article does: a JSON object of its fields, its actor and
 // its ID under "id". Under fan-out on write it then copies it into the
 // followers' timelines (see FanOut); when some copies fail it returns the
@@ -115,7 +115,7 @@ func (f *Feed) Append(ctx context.Context, actor string, fields map[string]strin
 	}
 	args := []any{f.cfg.channel, FieldActor, actor}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k == FieldActor || k == FieldID {
+		if k == FieldActor || k == FieldID || k == FieldActivityID {
 			return "", fmt.Errorf("%w: field %q is set by Append", midstream.ErrInvalidOption, k)
 		}
 		if err := midstream.CheckFieldName(k); err != nil {

@@ -51,7 +51,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Fatalf("good options: %v", err)
 	}
 	ctx := context.Background()
-	for _, field := range []string{"actor", "id"} {
+	for _, field := range []string{"actor", "id", "activityId"} {
 		if _, err := f.Append(ctx, "ann", map[string]string{field: "x"}); !errors.Is(err, midstream.ErrInvalidOption) {
 			t.Errorf("Append with a field %q: %v", field, err)
 		}
