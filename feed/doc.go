@@ -54,8 +54,10 @@
 // pipeline, so no script runs longer than one copy whatever the number of
 // followers; a follower whose copy fails (a key of another type) is
 // reported in a *FanOutError without stopping the others, and FanOut
-// retries without duplicating. The article's key names are kept: none
-// needs a hash tag.
+// retries without duplicating. Append with WithIdempotencyKey (a key
+// beside the activity stream, in its slot) returns the first ID on a
+// repeat and completes that activity's fan-out, so a retried Append adds
+// nothing twice. The article's key names are kept: none needs a hash tag.
 //
 // Options follow the rule of every midstream package: a zero value means
 // the default (WithFanOutOnWrite(0) is fan-out on read), a negative value

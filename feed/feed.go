@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,7 +50,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
 	}
-	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget, batch: DefaultFanOutBatch}
+	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget, batch: DefaultFanOutBatch,
+		idemTTL: DefaultIdempotencyTTL}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
@@ -86,34 +88,81 @@ func checkUser(u string) error {
 	return midstream.CheckStream(u)
 }
 
-// appendScript adds the activity (ARGV[2:] are field pairs) to KEYS[1] and
-// publishes it as JSON, its ID under "id", on the channel ARGV[1]: one key,
-// so it runs on any cluster node.
+// appendScript adds the activity (ARGV[3:] are field pairs) to KEYS[1] and
+// publishes it as JSON, its ID under "id", on the channel ARGV[1]. With a
+// second key (an idempotency key, in the stream's slot) a repeat returns
+// the first ID and adds nothing; the key expires after ARGV[2] ms. Its keys
+// share a slot and the channel is an argument, so it runs on any cluster
+// node.
 var appendScript = redis.NewScript(`
+local idem = KEYS[2]
+if idem then
+  local first = redis.call('GET', idem)
+  if first then return {first, 0} end
+end
 local fields, activity = {}, {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
   activity[ARGV[i]] = ARGV[i + 1]
 end
 local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+if idem then redis.call('SET', idem, id, 'PX', ARGV[2]) end
 activity['id'] = id
 redis.call('PUBLISH', ARGV[1], cjson.encode(activity))
-return id
+return {id, 1}
 `)
 
+// AppendOption adds to one Append.
+type AppendOption func(*appendCfg)
+
+type appendCfg struct {
+	key string
+	set bool
+}
+
+// WithIdempotencyKey makes Append idempotent under key (1 to
+// MaxIdempotencyKeyLen bytes): an Append with a key already used within
+// the idempotency window (WithIdempotencyTTL) adds and publishes nothing
+// and returns the first Append's ID; under fan-out on write it still runs
+// the fan-out, which copies only what is missing, so a retried Append
+// finishes the work of one that failed half way.
+func WithIdempotencyKey(key string) AppendOption {
+	return func(c *appendCfg) { c.key, c.set = key, true }
+}
+
+// IdempotencyKey returns the key under which Append keeps an idempotency
+// key of the activity stream stream: in the stream's slot, outside its name.
+func IdempotencyKey(stream, key string) string {
+	return keys.Apart(stream, "feed-idem:"+strconv.Itoa(len(key))+":"+key)
+}
+
 // Append adds an activity by actor with fields (which must not hold
-// "actor", "id" or "activityId") to the activity stream and publishes it on the live
-// channel as the article does: a JSON object of its fields, its actor and
-// its ID under "id". Under fan-out on write it then copies it into the
-// followers' timelines (see FanOut); when some copies fail it returns the
-// ID with a *FanOutError, and FanOut(ctx, id) finishes the work. It returns
-// the entry ID.
-func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string) (string, error) {
+// "actor", "id" or "activityId") to the activity stream and publishes it
+// on the live channel as the article does: a JSON object of its fields,
+// its actor and its ID under "id". Under fan-out on write it then copies
+// it into the followers' timelines (see FanOut); when some copies fail it
+// returns the ID with a *FanOutError, and FanOut(ctx, id) finishes the
+// work. It returns the entry ID.
+func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string, opts ...AppendOption) (string, error) {
 	if err := checkUser(actor); err != nil {
 		return "", err
 	}
-	args := []any{f.cfg.channel, FieldActor, actor}
+	var ac appendCfg
+	for _, o := range opts {
+		if o == nil {
+			return "", fmt.Errorf("%w: nil append option", midstream.ErrInvalidOption)
+		}
+		o(&ac)
+	}
+	ks := []string{f.cfg.stream}
+	if ac.set {
+		if ac.key == "" || len(ac.key) > MaxIdempotencyKeyLen {
+			return "", fmt.Errorf("%w: idempotency key of %d bytes not within [1, %d]", midstream.ErrInvalidOption, len(ac.key), MaxIdempotencyKeyLen)
+		}
+		ks = append(ks, IdempotencyKey(f.cfg.stream, ac.key))
+	}
+	args := []any{f.cfg.channel, f.cfg.idemTTL.Milliseconds(), FieldActor, actor}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if k == FieldActor || k == FieldID || k == FieldActivityID {
 			return "", fmt.Errorf("%w: field %q is set by Append", midstream.ErrInvalidOption, k)
@@ -124,16 +173,25 @@ func (f *Feed) Append(ctx context.Context, actor string, fields map[string]strin
 		args = append(args, k, fields[k])
 	}
 	ctx, span := f.tel.Start(ctx, "append", f.cfg.stream, true)
-	id, err := appendScript.Run(ctx, f.client, []string{f.cfg.stream}, args...).Text()
-	if err != nil {
+	res, err := appendScript.Run(ctx, f.client, ks, args...).Slice()
+	var id string
+	if err == nil {
+		id, _ = res[0].(string)
+		if added, _ := res[1].(int64); added == 1 {
+			f.tel.Published(ctx, f.cfg.stream, 1)
+		}
+	}
+	if err != nil || id == "" {
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %v", res)
+		}
 		err = fmt.Errorf("feed: append by %s: %w", actor, err)
 		f.tel.End(span, err)
 		return "", err
 	}
-	f.tel.Published(ctx, f.cfg.stream, 1)
 	if f.cfg.fanOutMaxLen > 0 {
-		flat := make([]any, 0, len(args)-1)
-		flat = append(flat, args[1:]...)
+		flat := make([]any, 0, len(args)-2)
+		flat = append(flat, args[2:]...)
 		err = f.fanOut(ctx, id, actor, flat)
 	}
 	f.tel.End(span, err)

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -22,6 +23,8 @@ const (
 	// DefaultBackfill is how many of a newly followed actor's activities
 	// Follow copies into a fan-out-on-write timeline: none.
 	DefaultBackfill = 0
+	// DefaultIdempotencyTTL is how long Append remembers an idempotency key.
+	DefaultIdempotencyTTL = 24 * time.Hour
 )
 
 // Bounds. A larger value (and a negative one) fails with an error wrapping
@@ -38,6 +41,10 @@ const (
 	MaxFanOutBatch = 10_000
 	// MaxBackfill bounds WithBackfill.
 	MaxBackfill = 10_000
+	// MaxIdempotencyTTL bounds WithIdempotencyTTL.
+	MaxIdempotencyTTL = 30 * 24 * time.Hour
+	// MaxIdempotencyKeyLen bounds the length of an idempotency key.
+	MaxIdempotencyKeyLen = 512
 )
 
 // Option configures a Feed. Options are checked by New: a zero value means
@@ -51,6 +58,7 @@ type config struct {
 	budget          int64
 	batch           int64
 	backfill        int64
+	idemTTL         time.Duration
 	tp              trace.TracerProvider
 	mp              metric.MeterProvider
 	liveOps         []live.Option
@@ -180,5 +188,16 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 			return
 		}
 		c.mp = mp
+	}
+}
+
+// WithIdempotencyTTL sets how long Append remembers an idempotency key
+// (WithIdempotencyKey), from a millisecond up to MaxIdempotencyTTL. Default
+// DefaultIdempotencyTTL.
+func WithIdempotencyTTL(d time.Duration) Option {
+	return func(c *config) {
+		if err := option.Set(&c.idemTTL, "idempotency TTL", d, DefaultIdempotencyTTL, time.Millisecond, MaxIdempotencyTTL); err != nil {
+			c.errs = append(c.errs, err)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -36,6 +37,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"backfill above max", rdb, []feed.Option{feed.WithBackfill(feed.MaxBackfill + 1)}},
 		{"nil tracer provider", rdb, []feed.Option{feed.WithTracerProvider(nil)}},
 		{"nil meter provider", rdb, []feed.Option{feed.WithMeterProvider(nil)}},
+		{"negative idempotency TTL", rdb, []feed.Option{feed.WithIdempotencyTTL(-1)}},
+		{"idempotency TTL above max", rdb, []feed.Option{feed.WithIdempotencyTTL(feed.MaxIdempotencyTTL + 1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +57,11 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	for _, field := range []string{"actor", "id", "activityId"} {
 		if _, err := f.Append(ctx, "ann", map[string]string{field: "x"}); !errors.Is(err, midstream.ErrInvalidOption) {
 			t.Errorf("Append with a field %q: %v", field, err)
+		}
+	}
+	for _, o := range []feed.AppendOption{nil, feed.WithIdempotencyKey(""), feed.WithIdempotencyKey(strings.Repeat("k", feed.MaxIdempotencyKeyLen+1))} {
+		if _, err := f.Append(ctx, "ann", nil, o); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("Append with a bad option: %v", err)
 		}
 	}
 	if err := f.FanOut(ctx, "x"); !errors.Is(err, midstream.ErrInvalidID) {

@@ -93,4 +93,28 @@ func TestFeedNotifyLostReplies(t *testing.T) {
 			t.Fatalf("%s's timeline holds %d entries after a retried fan-out", u, l)
 		}
 	}
+	// An Append with an idempotency key whose reply is lost, retried: one
+	// activity, and its fan-out complete.
+	before := srv.Client.XLen(ctx, srv.Key("activity")).Val()
+	var firstID string
+	retry("Append", func() error {
+		id, err := f.Append(ctx, srv.Key("a"), map[string]string{"type": "post"}, feed.WithIdempotencyKey("post-7"))
+		if firstID == "" {
+			firstID = id
+		}
+		return err
+	})
+	if l := srv.Client.XLen(ctx, srv.Key("activity")).Val(); l != before+1 {
+		t.Fatalf("a retried Append added %d activities", l-before)
+	}
+	again, err := f.Append(ctx, srv.Key("a"), map[string]string{"type": "post"}, feed.WithIdempotencyKey("post-7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range fans {
+		msgs := srv.Client.XRange(ctx, feed.TimelineKey(u), "-", "+").Val()
+		if len(msgs) != 3 || msgs[2].ID != again {
+			t.Fatalf("%s's timeline after a retried Append: %v, want the activity %s once", u, msgs, again)
+		}
+	}
 }
