@@ -325,6 +325,19 @@ func TestNotifyEarlierLayout(t *testing.T) {
 	if got := unreadIDs(t, n, user); !slices.Equal(got, want) {
 		t.Fatalf("Unread after migration = %v, want %v", got, want)
 	}
+	// A migration interrupted after the new state was written leaves the old
+	// keys (here: put back); Sync brings them over again and deletes them.
+	srv.Client.Set(ctx, stream+":read-upto", ids[1], 0)
+	srv.Client.SAdd(ctx, stream+":read", ids[3])
+	if err := n.Sync(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Client.Exists(ctx, stream+":read-upto").Val()+srv.Client.Exists(ctx, stream+":read").Val() != 0 {
+		t.Fatal("Sync left the earlier layout's keys")
+	}
+	if got := unreadIDs(t, n, user); !slices.Equal(got, want) {
+		t.Fatalf("Unread after Sync = %v, want %v", got, want)
+	}
 	// Users whose streams have the names of the earlier layout's keys of
 	// "u" live beside it without a collision.
 	for _, clash := range []string{"u:read", "u:read-upto", "u:read-synced"} {

@@ -63,7 +63,8 @@
 // Earlier versions kept the read state in notifications:{user}:read-upto,
 // :read and :read-synced. Reads honour those keys while the new state does
 // not exist; the first write call for the user (or Sync) brings them over
-// and deletes them. Nothing needs to be run beforehand.
+// and deletes them (Sync also finishes a migration a crash interrupted).
+// Nothing needs to be run beforehand.
 //
 // Options follow the rule of every midstream package: a zero value means
 // the default (WithMaxLen(0): no trimming), a negative value or one above

@@ -171,11 +171,23 @@ func (n *Notifier) MarkAllRead(ctx context.Context, user string) error {
 // one script each, until done or ctx ends. List, Unread and UnreadCount
 // honour markers that are not folded yet, reading them on every call: Sync
 // (which MarkRead and MarkAllRead do a step of) keeps that work small for
-// streams other clients write to.
+// streams other clients write to. Sync also finishes a migration from the
+// earlier layout's keys that was interrupted.
 func (n *Notifier) Sync(ctx context.Context, user string) error {
 	ks, err := n.keys(user)
 	if err != nil {
 		return err
+	}
+	// Keys of the earlier layout left by an interrupted migration are
+	// brought over (again: it is idempotent) and deleted.
+	l, err := n.legacy(ctx, n.legacyKeys(user))
+	if err != nil {
+		return fmt.Errorf("notify: sync %s: %w", user, err)
+	}
+	if l.found != [3]bool{} {
+		if err := n.init(ctx, user, ks); err != nil {
+			return fmt.Errorf("notify: sync %s: %w", user, err)
+		}
 	}
 	for {
 		done, err := n.write(ctx, user, syncScript, ks, stepEntries)
