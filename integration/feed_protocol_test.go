@@ -274,17 +274,7 @@ func TestFeedFanOutManyFollowers(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, kv := range [][2]string{{"slowlog-log-slower-than", "1000"}, {"slowlog-max-len", "10000"}} {
-		if err := srv.Client.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Client.SlowLogReset(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
+	startSlowLog(t, srv.Client)
 	start := time.Now()
 	id, err := f.Append(ctx, actor, map[string]string{"type": "post"})
 	if err != nil {

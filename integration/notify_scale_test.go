@@ -33,6 +33,24 @@ return 1
 // which logs every command (scripts' own calls included) longer than 1 ms.
 const slowLogLen = 100_000
 
+// startSlowLog makes the server log every command over a millisecond
+// (room for slowLogLen) and clears the slow log and the command statistics.
+func startSlowLog(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	for _, kv := range [][2]string{{"slowlog-log-slower-than", "1000"}, {"slowlog-max-len", strconv.FormatInt(slowLogLen, 10)}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.SlowLogReset(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // slowest returns the longest script call (EVAL, EVALSHA) and the longest
 // command of any kind that the server's slow log holds.
 func slowest(t *testing.T, rdb *redis.Client) (script, any time.Duration, calls int) {
@@ -83,17 +101,7 @@ func TestNotifyLargeStreamNoLongScript(t *testing.T) {
 	for range 7 {
 		unread = append(unread, mustSendContent(t, n, user, "new"))
 	}
-	for _, kv := range [][2]string{{"slowlog-log-slower-than", "1000"}, {"slowlog-max-len", strconv.FormatInt(slowLogLen, 10)}} {
-		if err := srv.Client.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := srv.Client.SlowLogReset(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Client.ConfigResetStat(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
+	startSlowLog(t, srv.Client)
 	t.Logf("stream of %d entries", srv.Client.XLen(ctx, stream).Val())
 
 	// The first read runs no script at all; its budget stops it.
