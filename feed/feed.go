@@ -304,13 +304,5 @@ func (f *Feed) Live(ctx context.Context, user, from string) (*live.Subscription,
 }
 
 func toEntry(stream string, m redis.XMessage) midstream.Entry {
-	fs := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		if s, ok := v.(string); ok {
-			fs[k] = s
-		} else {
-			fs[k] = fmt.Sprint(v)
-		}
-	}
-	return midstream.Entry{Stream: stream, ID: m.ID, Fields: fs}
+	return midstream.EntryOf(stream, m.ID, m.Values)
 }

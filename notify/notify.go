@@ -296,14 +296,4 @@ func Decode(e midstream.Entry) Notification {
 }
 
 // fields converts a go-redis message's values.
-func fields(m redis.XMessage) map[string]string {
-	f := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		if s, ok := v.(string); ok {
-			f[k] = s
-		} else {
-			f[k] = fmt.Sprint(v)
-		}
-	}
-	return f
-}
+func fields(m redis.XMessage) map[string]string { return midstream.Values(m.Values).Map() }

@@ -22,17 +22,9 @@ type Entry struct {
 
 // NewEntry converts an entry as go-redis returns it.
 func NewEntry(stream string, m redis.XMessage) Entry {
-	e := Entry{Stream: stream, ID: m.ID, Fields: make(map[string]string, len(m.Values))}
+	e := Entry{Stream: stream, ID: m.ID, Fields: midstream.Values(m.Values).Map()}
 	if id, err := midstream.ParseID(m.ID); err == nil {
 		e.Time = id.Time().UTC()
-	}
-	for k, v := range m.Values {
-		switch v := v.(type) {
-		case string:
-			e.Fields[k] = v
-		default:
-			e.Fields[k] = fmt.Sprint(v)
-		}
 	}
 	return e
 }
