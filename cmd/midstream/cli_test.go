@@ -101,7 +101,8 @@ func TestCLIStreamsAndStream(t *testing.T) {
 	}
 	s := list.Streams[0]
 	if s.Stream != f.stream || s.Length != 10 || s.Groups != 2 || s.Pending != 3 || s.DeadLetters != 3 ||
-		s.DeadLetterKey != deadletter.Key(f.stream) || s.Lag == nil || *s.Lag != 8 || s.OldestPendingAgeMs <= 0 {
+		s.DeadLetterKey != deadletter.Key(f.stream) || s.Lag == nil || *s.Lag != 8 || s.OldestPendingAgeMs <= 0 ||
+		s.EntriesAdded != 10 || s.EntriesRead != 7 {
 		t.Fatalf("summary: %+v (lag %v)", s, s.Lag)
 	}
 	cliJSON(t, f.url, &list, "streams", prefix+"*", "--with-dlq", "--sort", "length")
