@@ -24,6 +24,7 @@ type Message struct {
 
 	c         *Consumer
 	oversized bool  // larger than the consumer's maximum entry size
+	reclaimed bool  // claimed from an owner that stopped: run alone, counted when it starts (see isolate.go)
 	gone      int32 // atomic: 1 once lease extension found the entry no longer this consumer's
 }
 
@@ -149,7 +150,7 @@ func checkHandler(h Handler) error {
 // brokenHandler carries a construction error to New.
 type brokenHandler struct{ err error }
 
-func (b brokenHandler) Handle(context.Context, *Message) error { return b.err }
+func (b brokenHandler) Handle(context.Context, *Message) error { return &brokenError{b.err} }
 
 // PanicError is the error a handler's panic is turned into. The message
 // stays pending, as for any other error.

@@ -440,12 +440,16 @@ func (q *Queue) markerKey(group, id string) string {
 // stream dlq, in dlq's cluster slot: dlq+":moved:" when dlq has a hash tag,
 // "{"+dlq+"}:moved:" when that hashes alike (no tag: dlq is hashed whole),
 // else a tag found in dlq's slot, then dlq and ":moved:".
-func markerPrefix(dlq string) string {
-	if _, ok := keys.HashTag(dlq); ok {
-		return dlq + ":moved:"
+func markerPrefix(dlq string) string { return slotPrefix(dlq, ":moved:") }
+
+// slotPrefix returns key+suffix when that is in key's cluster slot, else a
+// name in key's slot that starts with a hash tag and holds key and suffix.
+func slotPrefix(key, suffix string) string {
+	if _, ok := keys.HashTag(key); ok {
+		return key + suffix
 	}
-	if k := "{" + dlq + "}"; keys.SameSlot(k, dlq) {
-		return k + ":moved:"
+	if k := "{" + key + "}"; keys.SameSlot(k, key) {
+		return k + suffix
 	}
-	return keys.TagInSlot(keys.Slot(dlq)) + ":" + dlq + ":moved:"
+	return keys.TagInSlot(keys.Slot(key)) + ":" + key + suffix
 }
