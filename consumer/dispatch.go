@@ -204,6 +204,7 @@ func (d *dispatcher) handle(m *Message) {
 		// A configuration error, not the entry's: it stays pending, and
 		// Run stops with the error.
 		c.log.Error("the handler cannot work; stopping", "id", m.ID, "error", err)
+		d.abandon() // the entries not started stay pending too
 		c.faults.handlerFatal(err)
 		d.ledger.release(m.ID)
 		return
