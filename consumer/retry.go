@@ -250,7 +250,9 @@ func (c *Consumer) retryDue(ctx context.Context, d *dispatcher) (time.Duration, 
 	if room == 0 {
 		return retryIdlePoll, nil
 	}
-	taken, err := c.claim(ctx, d, ids[:room])
+	sctx, span := c.obs.startReclaim(ctx, c.stream, c.group, room, 0)
+	taken, err := c.claim(sctx, d, ids[:room])
+	c.obs.endReclaim(span, taken, err)
 	if err != nil {
 		return 0, err
 	}
