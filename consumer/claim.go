@@ -99,10 +99,10 @@ return {claimed, deleted, expired}
 `)
 
 // RetryOwner is the consumer of the group that owns the entries whose
-// handler failed while they wait out their retry backoff: a consumer hands
-// a failed entry to it (XCLAIM … JUSTID, keeping its delivery count), and
-// the reclaim loop of any consumer of the group claims it from there once
-// its backoff has passed. It shows in XINFO CONSUMERS and XPENDING with the
+// handler failed while they wait for their retry: a consumer hands a
+// failed entry to it (XCLAIM … JUSTID, keeping its delivery count) and
+// schedules it (RetryKey) in one script, and the retry loop of any
+// consumer of the group claims it from there once its delay has passed. It shows in XINFO CONSUMERS and XPENDING with the
 // number of entries waiting for a retry. No consumer may take this name.
 const RetryOwner = "midstream.retry"
 
