@@ -26,7 +26,7 @@ func checkOutput(t *testing.T, out string) {
 		":dlq holds 1 entry:",
 		": order 3, 99 XTS",
 		"group billing, consumer worker-1, original ID ",
-		"after 3 deliveries: currency XTS not supported",
+		"after 3 deliveries: handler failed 3 times (limit 3): currency XTS not supported",
 		"pending in the group: 0",
 		"redriven 1, skipped 0",
 		"order 3 handled: 99.00 XTS (delivery 1)",
