@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/midstream-go/midstream"
@@ -258,5 +259,65 @@ func TestHandlerTimeoutError(t *testing.T) {
 	err := error(&consumer.TimeoutError{After: time.Second, Err: context.DeadlineExceeded})
 	if !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("TimeoutError does not unwrap to context.DeadlineExceeded")
+	}
+}
+
+// TestRetryScheduleOutlivesItsConsumer: the retry schedule lives in Redis:
+// an entry whose handler failed in one consumer, which then stops, is
+// retried by another consumer of the group when due, not after the minimum
+// idle time (30s). An entry owned by RetryOwner without a schedule (given
+// back by an earlier version) is still retried, after its crash backoff.
+func TestRetryScheduleOutlivesItsConsumer(t *testing.T) {
+	srv := redistest.Start(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	stream, group := srv.Key("jobs"), "g"
+	ids := publishN(t, srv.Client, stream, 0, 1)
+	const after = 500 * time.Millisecond
+	var times callTimes
+	failing := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		times.add(m.ID)
+		return consumer.RetryAfter(errors.New("later"), after)
+	})
+	a := newConsumer(t, srv.Client, stream, group, failing, consumer.WithName("a"), consumer.WithMinIdle(30*time.Second))
+	stop := runConsumer(t, a)
+	waitFor(t, 30*time.Second, "the entry scheduled for its retry", func() bool {
+		return srv.Client.ZCard(ctx, consumer.RetryKey(stream, group)).Val() == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingOf(t, srv.Client, stream, group, ""); len(p) != 1 || p[0].Consumer != consumer.RetryOwner {
+		t.Fatalf("pending %+v, want the entry owned by %s", p, consumer.RetryOwner)
+	}
+
+	var done callTimes
+	ok := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error { done.add(m.ID); return nil })
+	b := newConsumer(t, srv.Client, stream, group, ok, consumer.WithName("b"), consumer.WithMinIdle(30*time.Second))
+	stop = runConsumer(t, b)
+	waitFor(t, 30*time.Second, "the entry retried by b", func() bool { return len(done.get(ids[0])) == 1 })
+	if gap := done.get(ids[0])[0].Sub(times.get(ids[0])[0]); gap < after || gap > after+time.Second+after/5 {
+		t.Errorf("retried %v after the failure, want within [%v, %v]", gap, after, after+time.Second+after/5)
+	}
+
+	// An entry parked without a schedule, as earlier versions did.
+	legacy := publishN(t, srv.Client, stream, 1, 1)[0]
+	waitFor(t, 30*time.Second, "the second entry handled", func() bool { return len(done.get(legacy)) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	old := publishN(t, srv.Client, stream, 2, 1)[0]
+	if err := srv.Client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: consumer.RetryOwner, Streams: []string{stream, ">"}, Count: 1, Block: -1}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, srv.Client, stream, group, ok, consumer.WithName("c"),
+		consumer.WithMinIdle(100*time.Millisecond), consumer.WithClaimInterval(20*time.Millisecond))
+	stop = runConsumer(t, c)
+	waitFor(t, 30*time.Second, "the unscheduled entry retried", func() bool { return len(done.get(old)) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := pendingCount(t, srv.Client, stream, group); n != 0 {
+		t.Errorf("%d pending", n)
 	}
 }
