@@ -388,17 +388,7 @@ func (r *redriver) scripted(ctx context.Context, id, target, side string) (newID
 // only at the first write.
 var redriveMarkScript = redis.NewScript(aclLua + `
 local e = denied('XADD', KEYS[1], '*', ARGV[2], ARGV[3]) or denied('SET', KEYS[2], '0-1', 'PX', ARGV[1])
-if e then
-	return e
-end
-local prev = redis.call('GET', KEYS[2])
-if prev then
-	return {prev, 0}
-end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
-return {id, 1}
-`)
+` + addOnceLua(1, 2))
 
 // redriveMarker returns the marker of dead-letter entry id on the way to
 // target: a key in target's slot naming the dead-letter stream and the ID.
