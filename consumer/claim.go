@@ -58,6 +58,9 @@ for i = 6, #ARGV do
       if s then
         due = tonumber(s) <= now
       end
+    else
+      -- Only entries RetryOwner holds wait for a retry.
+      redis.call('ZREM', KEYS[2], id)
     end
     local need = minIdle
     for _ = 2, count do

@@ -20,6 +20,7 @@ import (
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/internal/keys"
 )
 
 type ctxKey struct{}
@@ -504,5 +505,19 @@ func TestRetryAfterError(t *testing.T) {
 	te := &consumer.TimeoutError{After: 2 * time.Second, Err: context.DeadlineExceeded}
 	if !errors.Is(te, context.DeadlineExceeded) || te.Error() != "consumer: handler timed out after 2s: context deadline exceeded" {
 		t.Errorf("TimeoutError = %q", te.Error())
+	}
+}
+
+// TestRetryKeySlot: the retry schedule is in its stream's cluster slot,
+// whatever the stream's name.
+func TestRetryKeySlot(t *testing.T) {
+	for _, stream := range []string{"{orders}", "orders", "shop:{orders}:v2", "a}b", "x{}", "{}y"} {
+		k := consumer.RetryKey(stream, "g")
+		if keys.Slot(k) != keys.Slot(stream) || !strings.Contains(k, ":midstream:retry:g") {
+			t.Errorf("RetryKey(%q) = %q, not in its slot", stream, k)
+		}
+	}
+	if k := consumer.RetryKey("{orders}", "billing"); k != "{orders}:midstream:retry:billing" {
+		t.Errorf("RetryKey = %q", k)
 	}
 }

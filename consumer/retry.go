@@ -159,10 +159,15 @@ func (c *Consumer) policyDelay(n int64, err error) (d time.Duration) {
 // RetryKey is the sorted set where the entries of group on stream whose
 // handler failed wait for their retry (member: entry ID, score: when it is
 // due, in Unix milliseconds of the server's clock). The entries themselves
-// stay pending in the group, owned by RetryOwner. It shares the stream's
-// cluster slot when it can.
+// stay pending in the group, owned by RetryOwner. It is always in the
+// stream's cluster slot (the scripts that park and claim entries use both):
+// "{orders}" gives "{orders}:midstream:retry:<group>".
 func RetryKey(stream, group string) string {
-	return keys.Beside(stream, ":midstream:retry:"+group)
+	suffix := ":midstream:retry:" + group
+	if k := keys.Beside(stream, suffix); keys.SameSlot(k, stream) {
+		return k
+	}
+	return keys.TagInSlot(keys.Slot(stream)) + ":" + stream + suffix
 }
 
 // retryPoll is the longest a consumer waits before it looks at the retry
