@@ -410,7 +410,8 @@ func WithSyncAck() Option {
 // acknowledgements); a panic in it is recovered and logged. Stats.Acked
 // counts the same entries, plus those found deleted from the stream while
 // pending (acknowledged without a handler call, see Stats.Deleted), which
-// fn does not see.
+// fn does not see. Entries redriven to the group (see deadletter.Redrive)
+// are reported too: their IDs are those of the redrive stream.
 func WithOnAck(fn func(ids []string)) Option {
 	return func(c *config) {
 		if fn == nil {
