@@ -131,7 +131,7 @@ func (a *acker) run() {
 		}
 		// Linger for more IDs unless a batch is already waiting, or a
 		// worker waits for its acknowledgement.
-		if a.queued() < c.cfg.ackBatch && !c.cfg.syncAck {
+		if a.queued() < c.cfg.ackBatch && !c.cfg.syncAck && !a.awaited() {
 			linger.Reset(c.cfg.ackInterval)
 		wait:
 			for a.queued() < c.cfg.ackBatch {
@@ -172,6 +172,13 @@ func (a *acker) poke() {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// awaited reports whether a worker waits for an acknowledgement (addWait).
+func (a *acker) awaited() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.waiters) > 0
 }
 
 func (a *acker) queued() int {
