@@ -27,10 +27,13 @@ import (
 // and reported; one delivered the maximum number of times already is not
 // claimed but reported as expired, for the dead-letter stream.
 //
-// A due retry is claimed as a new delivery (the count goes up). Any other
-// entry is claimed keeping its count, and reported as reclaimed: its owner
-// stopped, and whether its handler ever started is unknown; the count goes
-// up only when a handler starts on it (startScript), so that entries that
+// A due retry is claimed as a new delivery (the count goes up), and so is
+// an entry of a stopped owner that was delivered once, unless one more
+// delivery reaches the limit. Any other entry of a stopped owner is claimed
+// keeping its count, and reported as reclaimed: it was in a process that
+// stopped for the second time at least, maybe because of a crash pill
+// beside it; its count goes up only when a handler starts on it
+// (startScript), and it runs alone (see isolate.go), so that entries that
 // were only read, or waited for their acknowledgement, when a crash pill
 // took the process down are not counted as delivered once more.
 //
@@ -83,7 +86,7 @@ for i = 6, #ARGV do
         table.insert(deleted, id)
       elseif count >= maxDeliveries then
         table.insert(expired, {id, owner, count})
-      elseif retry then
+      elseif retry or (count < 2 and count + 1 < maxDeliveries) then
         local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
         redis.call('ZREM', KEYS[2], id)
         if #c > 0 and c[1] then

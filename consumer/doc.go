@@ -92,27 +92,30 @@
 // one XPENDING a second that returns nothing; on a busy one, one XPENDING of
 // up to 1000 entries a second over its own pending entries (the in-flight
 // bound while healthy; one more XPENDING per further 1000). The audit's
-// claim keeps the server's delivery count, and the handler's start on the
-// entry counts one more (see Crash pills): an entry whose read reply was
-// lost counts as delivered once already, so with WithMaxDeliveries(1) it is
-// dead-lettered without a handler call.
+// claim counts as a delivery, or the handler's start on the entry does
+// (see Crash pills): an entry whose read reply was lost counts as
+// delivered once already, so with WithMaxDeliveries(1) it is dead-lettered
+// without a handler call.
 //
 // # Crash pills
 //
 // An entry whose handler takes the process down (os.Exit, an OOM kill, a
 // crash in C code) would take its neighbours down with it every time:
 // those running beside it, those read and not started, and those handled
-// whose acknowledgement was still coalescing. Entries claimed from an owner
-// that stopped (by the reclaim loop, or by the audit from a predecessor
-// under the same name) are therefore claimed keeping their delivery count,
-// counted one delivery more in Redis only when a handler starts on them,
-// run alone in the process (no other handler runs meanwhile), and
-// acknowledged before the next handler starts. A crash pill reaches the
-// delivery limit after that many starts of its own and is dead-lettered
-// with the reason "owner crashed or hung while handling it, after N
-// deliveries"; its neighbours are handled again (at least once) and never
-// dead-lettered for its crashes. This costs one round trip per reclaimed
-// entry, and only after a consumer stopped.
+// whose acknowledgement was still coalescing. The first time an entry is
+// claimed from an owner that stopped (by the reclaim loop, or by the audit
+// from a predecessor under the same name), it counts as a new delivery and
+// runs beside the others. Claimed again, or when one more delivery would
+// reach the limit, it is claimed keeping its delivery count, counted one
+// delivery more in Redis only when a handler starts on it, run alone in
+// the process (no other handler runs meanwhile), and acknowledged before
+// the next handler starts. A crash pill reaches the delivery limit and is
+// dead-lettered with the reason "owner crashed or hung while handling it,
+// after N deliveries"; with a limit of three or more (the default is five)
+// its neighbours are handled again (at least once) and never
+// dead-lettered for its crashes. This costs one round trip per entry
+// claimed a second time, and entries claimed a second time run one at a
+// time.
 //
 // # Reclaim, retries and dead letters
 //

@@ -17,21 +17,27 @@ import (
 // Counted per claim, every such round would bring the innocent neighbours
 // one delivery closer to the dead-letter stream.
 //
-// So entries claimed from an owner that stopped ("reclaimed") are:
-//   - claimed keeping their delivery count (claimScript), and counted one
-//     delivery more only when a handler starts on them (startScript), in
+// The first time an entry is claimed from an owner that stopped, it is
+// claimed as a new delivery and runs beside the others: a single crash
+// costs nothing more than before. Claimed again (it was delivered twice
+// already), or when one more delivery would reach the limit, it is
+// "reclaimed":
+//   - claimed keeping its delivery count (claimScript), and counted one
+//     delivery more only when a handler starts on it (startScript), in
 //     Redis, before the handler runs;
 //   - run alone in the process: no other handler runs at the same time
 //     (gate), so that if the process dies now, the entry that killed it is
 //     the only one whose count went up;
 //   - acknowledged before the next handler starts (as WithSyncAck).
 //
-// A pill thus reaches the delivery limit after MaxDeliveries starts of its
-// own and is dead-lettered, with a reason saying its owner crashed; its
-// neighbours are handled once more (at least once) and never dead-lettered
-// for its crashes. The cost is paid only after a consumer stopped: one
-// round trip more per reclaimed entry, and reclaimed entries run one at a
-// time.
+// A pill thus reaches the delivery limit after MaxDeliveries deliveries,
+// the last ones starts of its own, and is dead-lettered, with a reason
+// saying its owner crashed; a neighbour is counted at most twice (its read,
+// the first claim) before it runs alone, so with a limit of three or more
+// it is handled again (at least once) and never dead-lettered for the
+// pill's crashes (with a lower limit, every claim runs alone). The cost is
+// paid only after repeated crashes: one round trip more per reclaimed
+// entry, and reclaimed entries run one at a time.
 
 // startScript counts one more delivery of an entry a handler is about to
 // start, if it is still pending for the consumer (XCLAIM to itself,
