@@ -32,14 +32,14 @@ func TestRedriveReachesItsGroupOnly(t *testing.T) {
 	var refuse atomic.Bool
 	refuse.Store(true)
 	hb := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		billing.record(m.Fields["n"])
+		billing.record(m.Field("n"))
 		if m.ID == bad && refuse.Load() {
 			return consumer.Permanent(errors.New("card declined"))
 		}
 		return nil
 	})
 	he := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		email.record(m.Fields["n"])
+		email.record(m.Field("n"))
 		return nil
 	})
 	cb := newConsumer(t, srv.Client, stream, "billing", hb)

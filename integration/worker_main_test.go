@@ -102,11 +102,11 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 	if err := h.rdb.HIncrBy(ctx, callsKey(h.ledger), m.ID, 1).Err(); err != nil {
 		return err
 	}
-	if m.Fields["pill"] == "1" && h.instance != "" {
+	if m.Field("pill") == "1" && h.instance != "" {
 		// A crash pill: the worker process dies while handling it.
 		os.Exit(pillExitCode)
 	}
-	if m.Fields["poison"] == "1" {
+	if m.Field("poison") == "1" {
 		h.logCall(ctx, m.ID, start, callFailed)
 		return errPoison
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,7 @@ type Producer[T any] struct {
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
 	obs        *observer
+	pairs      sync.Pool // *[]string buffers the codec encodes into
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -221,7 +223,18 @@ func (p *Producer[T]) command(ctx context.Context, v T, id string, extra []strin
 	} else if err := checkExplicitID(id); err != nil {
 		return nil, err
 	}
-	pairs, err := p.codec.Encode(make([]string, 0, 8), v)
+	// The codec encodes into a pooled buffer: its strings are copied into
+	// the command's arguments below, and the buffer goes back.
+	buf, _ := p.pairs.Get().(*[]string)
+	if buf == nil {
+		buf = new([]string)
+	}
+	defer func() {
+		clear((*buf)[:cap(*buf)]) // the strings are the command's now
+		p.pairs.Put(buf)
+	}()
+	pairs, err := p.codec.Encode((*buf)[:0], v)
+	*buf = pairs[:0]
 	if err != nil {
 		return nil, err
 	}
