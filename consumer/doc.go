@@ -256,6 +256,12 @@
 // not allowed on that key), that is logged and the consumer goes on with
 // the source alone.
 //
+// A Redis user limited to some keys needs, beside the stream, its
+// dead-letter stream (deadletter.Key), the group's retry schedule
+// (RetryKey: without it, failed entries cannot be scheduled and Run stops
+// with a configuration error), its redrive stream (deadletter.RedriveKey)
+// and the heartbeat hash (AliveKey).
+//
 // # Tracing and metrics
 //
 // Each handled message gets an OpenTelemetry span "process <stream>" (kind
