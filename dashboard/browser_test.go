@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/midstream-go/midstream/dashboard"
+	"github.com/midstream-go/midstream/deadletter"
 )
 
 const chromiumPath = "/usr/bin/chromium" // Debian's package "chromium"
@@ -122,8 +123,12 @@ func TestBrowser(t *testing.T) {
 	if n := e.dlqLen(t); n != 2 {
 		t.Fatalf("dead letters after the redrive: %d", n)
 	}
-	if n := e.rdb.XLen(ctx, e.stream).Val(); n != 11 {
+	// Back to its group only: the group's redrive stream, not the stream.
+	if n := e.rdb.XLen(ctx, e.stream).Val(); n != 10 {
 		t.Fatalf("stream length after the redrive: %d", n)
+	}
+	if n := e.rdb.XLen(ctx, deadletter.RedriveKey(e.stream, "billing")).Val() + e.rdb.XLen(ctx, deadletter.RedriveKey(e.stream, "ship")).Val(); n != 1 {
+		t.Fatalf("redrive streams hold %d entries after the redrive, want 1", n)
 	}
 
 	if path := os.Getenv(EnvScreenshot); path != "" {

@@ -225,7 +225,8 @@ func TestWritesNeedTheAntiForgeryTokenAndSameOrigin(t *testing.T) {
 	if n := e.dlqLen(t); n != 2 {
 		t.Fatalf("dead letters after the redrive: %d", n)
 	}
-	last := e.rdb.XRevRangeN(context.Background(), e.stream, "+", "-", 1).Val()
+	// Back to its group only: billing's redrive stream.
+	last := e.rdb.XRevRangeN(context.Background(), deadletter.RedriveKey(e.stream, "billing"), "+", "-", 1).Val()
 	if len(last) != 1 || last[0].ID != res.NewIDs[dl[0]] || last[0].Values["n"] != "1" {
 		t.Fatalf("redriven entry: %+v", last)
 	}

@@ -219,13 +219,17 @@ func TestCLIDeadLetters(t *testing.T) {
 		t.Fatalf("dead letters after a dry run and a refusal: %d", n)
 	}
 
-	// Redrive moves exactly the filtered entries back to the stream.
+	// Redrive moves exactly the filtered entries back to their group only
+	// (billing's redrive stream); the stream itself gets nothing.
 	cliJSON(t, f.url, &ch, "dlq", "redrive", f.stream, "--group", "billing", "--yes", "--rate", "0")
 	if ch.Redrive == nil || ch.Redrive.Redriven != 2 || len(ch.Redrive.NewIDs) != 2 {
 		t.Fatalf("redrive: %+v", ch)
 	}
 	ctx := context.Background()
-	tail, err := f.rdb.XRange(ctx, f.stream, "("+f.ids[9], "+").Result()
+	if n := f.rdb.XLen(ctx, f.stream).Val(); n != int64(len(f.ids)) {
+		t.Fatalf("stream length after the redrive: %d", n)
+	}
+	tail, err := f.rdb.XRange(ctx, deadletter.RedriveKey(f.stream, "billing"), "-", "+").Result()
 	if err != nil || len(tail) != 2 || tail[0].Values["n"] != "1" || tail[1].Values["n"] != "2" {
 		t.Fatalf("redriven entries: %v %v", tail, err)
 	}

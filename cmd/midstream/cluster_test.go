@@ -137,11 +137,12 @@ func TestCLICluster(t *testing.T) {
 	}
 	var ch dlqChangeOutput
 	run(&ch, seed, "dlq", "redrive", "{h}", "--yes")
-	if ch.Redrive == nil || ch.Redrive.Redriven != 1 || rdb.XLen(ctx, "{h}").Val() != 2 {
+	side := deadletter.RedriveKey("{h}", "g") // back to group g only
+	if ch.Redrive == nil || ch.Redrive.Redriven != 1 || rdb.XLen(ctx, "{h}").Val() != 1 || rdb.XLen(ctx, side).Val() != 1 {
 		t.Fatalf("redrive: %+v", ch)
 	}
 	var e ops.Entry
-	run(&e, seed, "tail", "{h}", "--from", first.ID, "--count", "1")
+	run(&e, seed, "tail", side, "--from", first.ID, "--count", "1")
 	if e.Fields["tag"] != "h" || e.ID == first.ID {
 		t.Fatalf("tail: %+v", e)
 	}

@@ -246,7 +246,7 @@ func (a *app) dlqRedrive() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "redrive STREAM",
-		Short: "Send dead letters back to their stream (by --id or filters), rate-limited",
+		Short: "Send dead letters back to the group each came from, only to it (by --id or filters), rate-limited",
 		Args:  args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
