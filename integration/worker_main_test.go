@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/integration/redistest"
 )
 
 // Environment of a worker process (see workerMain). The fault tests re-run
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envWorker) == "1" {
 		os.Exit(workerMain())
 	}
-	os.Exit(m.Run())
+	os.Exit(redistest.Run(m))
 }
 
 // callsKey is the hash counting every handler call by entry ID (failed ones

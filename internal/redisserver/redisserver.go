@@ -139,6 +139,20 @@ func (s *Server) stop(sig syscall.Signal) error {
 	return nil
 }
 
+// Running reports whether the server's process runs: it was started and
+// has been neither stopped nor seen to exit.
+func (s *Server) Running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Kill stops the server with SIGKILL, as in a crash.
 func (s *Server) Kill() error { return s.stop(syscall.SIGKILL) }
 
