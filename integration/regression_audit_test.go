@@ -133,7 +133,7 @@ func TestSlowReadReplyHandledOnce(t *testing.T) {
 			stream, group := srv.Key("slow"), "g"
 			createGroup(t, srv.Client, stream, group)
 			hook := &delayRead{delay: 2500 * time.Millisecond, armed: make(chan struct{})}
-			rdb := srv.NewClient()
+			rdb := srv.NewUniversalClient()
 			rdb.AddHook(hook)
 			l := newLedger()
 			c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {

@@ -33,6 +33,7 @@ type config struct {
 	maxEntrySize int
 	headers      map[string]string
 	noCoalesce   bool
+	durable      *durability
 	otel         telemetry.Providers
 	errs         []error // problems found while applying options
 }

@@ -29,6 +29,7 @@ type Producer[T any] struct {
 	maxSize    int
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
+	send       *sender
 	obs        *observer
 }
 
@@ -53,6 +54,11 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
+	if cfg.durable != nil {
+		if err := checkDurableClient(client); err != nil {
+			return nil, err
+		}
+	}
 	p := &Producer[T]{
 		client:     client,
 		stream:     stream,
@@ -60,9 +66,10 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 		trim:       cfg.trim,
 		maxSize:    cfg.maxEntrySize,
 		obs:        newObserver(cfg.otel, stream),
+		send:       &sender{client: client, stream: stream, durable: cfg.durable},
 	}
 	if !cfg.noCoalesce {
-		p.coalesce = &coalescer{client: client}
+		p.coalesce = &coalescer{send: p.send.send}
 	}
 	switch c := cfg.codec.(type) {
 	case nil:
@@ -142,7 +149,7 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 			return "", p.wrap(ctx.Err())
 		}
 	} else {
-		_ = p.client.Process(ctx, cmd)
+		p.send.send(ctx, cmd)
 	}
 	return p.result(ctx, cmd)
 }
@@ -192,11 +199,7 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 		}
 		return make([]string, len(vs)), &BatchError{Errs: errs}
 	}
-	pipe := p.client.Pipeline()
-	for _, cmd := range cmds {
-		_ = pipe.Process(ctx, cmd)
-	}
-	_, _ = pipe.Exec(ctx)
+	p.send.send(ctx, cmds...)
 	ids = make([]string, len(vs))
 	failed := false
 	for i, cmd := range cmds {
@@ -309,9 +312,12 @@ func (p *Producer[T]) appendTrim(args []any) []any {
 // go-redis coalesces the reloads).
 func (p *Producer[T]) result(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 	id, err := cmd.Result()
+	var derr *DurabilityError
 	switch {
 	case err == nil:
 		return id, nil
+	case errors.As(err, &derr):
+		return id, p.wrap(err) // written, not confirmed by enough replicas
 	case errors.Is(err, redis.Nil):
 		return "", p.wrap(midstream.ErrNoStream)
 	case isServerError(err, "equal or smaller than the target stream top item"):
