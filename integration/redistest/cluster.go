@@ -115,6 +115,9 @@ func startCluster() (_ *Cluster, err error) {
 			// A replica may always be promoted, however long its link was
 			// down in an earlier test.
 			"--cluster-replica-validity-factor", "0",
+			// A node that comes back as a replica syncs at once, rather
+			// than after Redis's default 5 s wait for more replicas.
+			"--repl-diskless-sync-delay", "0",
 		}})
 		if err != nil {
 			return nil, err
