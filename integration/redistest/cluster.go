@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -183,9 +184,10 @@ func (c *Cluster) MasterOf(ctx context.Context, key string) (string, error) {
 	return "", fmt.Errorf("redistest: master of %q: %w", key, last)
 }
 
-// masterOf asks the node at addr which master serves key's slot.
+// masterOf asks the node at addr which master serves key's slot; a frozen
+// node fails it quickly.
 func masterOf(ctx context.Context, addr, key string) (string, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
@@ -212,6 +214,24 @@ func (c *Cluster) Kill(addr string) error {
 		return err
 	}
 	return n.Kill()
+}
+
+// Freeze stops the node at addr with SIGSTOP: it keeps its connections
+// open but answers nothing, like a host cut off or hung, until Thaw (or
+// Heal) resumes it.
+func (c *Cluster) Freeze(addr string) error { return c.signal(addr, syscall.SIGSTOP) }
+
+// Thaw resumes a node frozen by Freeze (SIGCONT).
+func (c *Cluster) Thaw(addr string) error { return c.signal(addr, syscall.SIGCONT) }
+
+func (c *Cluster) signal(addr string, sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(addr)
+	if err != nil {
+		return err
+	}
+	return n.Signal(sig)
 }
 
 // KillMasterOf kills (SIGKILL) the master that serves key and returns its
@@ -254,11 +274,15 @@ func (c *Cluster) WaitFailover(ctx context.Context, key, old string) (string, er
 	}
 }
 
-// Heal restarts every node that is down and waits until the cluster is
-// healthy (see WaitHealthy).
+// Heal resumes every frozen node, restarts every node that is down and
+// waits until the cluster is healthy (see WaitHealthy).
 func (c *Cluster) Heal(ctx context.Context) error {
 	c.mu.Lock()
 	for _, n := range c.nodes {
+		if err := n.Signal(syscall.SIGCONT); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 		if !n.Running() {
 			if err := n.Restart(); err != nil {
 				c.mu.Unlock()

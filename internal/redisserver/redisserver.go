@@ -117,7 +117,8 @@ func (s *Server) start() error {
 	return nil
 }
 
-// stop sends sig and waits for the process to be reaped.
+// stop sends sig (and SIGCONT, in case the process is stopped) and waits
+// for the process to be reaped.
 func (s *Server) stop(sig syscall.Signal) error {
 	if s.cmd == nil {
 		return nil
@@ -128,6 +129,7 @@ func (s *Server) stop(sig syscall.Signal) error {
 		if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return err
 		}
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
 		select {
 		case <-s.done:
 		case <-time.After(10 * time.Second):
@@ -151,6 +153,15 @@ func (s *Server) Running() bool {
 	default:
 		return true
 	}
+}
+
+// Signal sends sig to the server's process if it runs (SIGSTOP freezes
+// it, SIGCONT resumes it).
+func (s *Server) Signal(sig syscall.Signal) error {
+	if !s.Running() {
+		return nil
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Kill stops the server with SIGKILL, as in a crash.
