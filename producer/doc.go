@@ -25,11 +25,20 @@
 //
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
-// WithHeaders and WithoutCoalescing. Per call: ID and Header. New checks
+// WithHeaders, WithoutCoalescing and WithDurable. Per call: ID and Header. New checks
 // them by the rule of every midstream package: a zero value (WithTrim of
 // the zero Trim, WithMaxEntrySize(0)) means the default; a negative one,
 // one above its Max… bound (MaxEntrySize) and a nil codec, function or
 // provider fail with an error wrapping midstream.ErrInvalidOption.
+//
+// # Durable publish
+//
+// WithDurable(replicas, timeout) waits after each write until that many
+// replicas have it (WAIT), so that a failover cannot lose an entry whose
+// Publish returned no error. When fewer confirm in time, the call returns
+// the IDs with a *DurabilityError (ErrNotDurable): written to the master,
+// not yet safe. Without it, an entry the master acknowledged but had not
+// replicated is lost if the master dies and its replica takes over.
 //
 // # Tracing and metrics
 //
