@@ -229,6 +229,11 @@ func clusterFailover(t *testing.T, fault string) {
 		t.Fatal(err)
 	}
 	failoverAt := time.Now()
+	if fault == "freeze" {
+		// Stay away well past the clients' read timeouts (go-redis's
+		// default ReadTimeout is 3 s), as a host cut off would.
+		time.Sleep(8 * time.Second)
+	}
 	if err := mend(killed); err != nil {
 		t.Fatal(err)
 	}

@@ -169,9 +169,7 @@ func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
 	if err == nil && acked >= int64(d.replicas) {
 		return
 	}
-	if err != nil && rediserr.Classify(err) == rediserr.Topology {
-		rediserr.Refresh(ctx, s.client)
-	}
+	rediserr.RefreshAfter(ctx, s.client, err)
 	derr := &DurabilityError{Acked: int(acked), Want: d.replicas, Err: err}
 	for _, cmd := range cmds {
 		if cmd.Err() == nil {

@@ -116,8 +116,9 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // reach Redis in order.
 //
 // Publish does not retry beyond the client's own retries. After a
-// connection error, a closed node client or a redirection (what a failover
-// looks like), a cluster client is told to reload its view of the cluster
+// connection error or timeout, a closed node client, a redirection or a
+// deadline that ran out (what a failover looks like), a cluster client is
+// told to reload its view of the cluster
 // before Publish returns, so that the caller's retry goes to the node that
 // holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
@@ -308,8 +309,8 @@ func (p *Producer[T]) appendTrim(args []any) []any {
 }
 
 // result turns an executed XADD into an ID or a wrapped error. On a
-// Topology error it has the client refresh its view of the cluster (cheap:
-// go-redis coalesces the reloads).
+// Topology error or a deadline it has the client refresh its view of the
+// cluster (cheap: go-redis coalesces the reloads).
 func (p *Producer[T]) result(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 	id, err := cmd.Result()
 	var derr *DurabilityError
@@ -323,9 +324,7 @@ func (p *Producer[T]) result(ctx context.Context, cmd *redis.StringCmd) (string,
 	case isServerError(err, "equal or smaller than the target stream top item"):
 		return "", p.wrap(fmt.Errorf("%w: %w", midstream.ErrIDNotIncreasing, err))
 	}
-	if rediserr.Classify(err) == rediserr.Topology {
-		rediserr.Refresh(ctx, p.client)
-	}
+	rediserr.RefreshAfter(ctx, p.client, err)
 	return "", p.wrap(err)
 }
 
