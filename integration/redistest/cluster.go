@@ -205,15 +205,20 @@ func masterOf(ctx context.Context, addr, key string) (string, error) {
 	return "", fmt.Errorf("slot %d is not served", slot)
 }
 
-// Kill stops the node at addr with SIGKILL, as in a crash.
-func (c *Cluster) Kill(addr string) error {
+// onNode runs f on the node at addr.
+func (c *Cluster) onNode(addr string, f func(*redisserver.Server) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, err := c.node(addr)
 	if err != nil {
 		return err
 	}
-	return n.Kill()
+	return f(n)
+}
+
+// Kill stops the node at addr with SIGKILL, as in a crash.
+func (c *Cluster) Kill(addr string) error {
+	return c.onNode(addr, (*redisserver.Server).Kill)
 }
 
 // Freeze stops the node at addr with SIGSTOP: it keeps its connections
@@ -225,13 +230,7 @@ func (c *Cluster) Freeze(addr string) error { return c.signal(addr, syscall.SIGS
 func (c *Cluster) Thaw(addr string) error { return c.signal(addr, syscall.SIGCONT) }
 
 func (c *Cluster) signal(addr string, sig syscall.Signal) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(addr)
-	if err != nil {
-		return err
-	}
-	return n.Signal(sig)
+	return c.onNode(addr, func(n *redisserver.Server) error { return n.Signal(sig) })
 }
 
 // KillMasterOf kills (SIGKILL) the master that serves key and returns its
@@ -248,13 +247,7 @@ func (c *Cluster) KillMasterOf(ctx context.Context, key string) (string, error) 
 // it first if it runs); it rejoins the cluster from its config file, as a
 // replica when another node took its slots.
 func (c *Cluster) Restart(addr string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(addr)
-	if err != nil {
-		return err
-	}
-	return n.Restart()
+	return c.onNode(addr, (*redisserver.Server).Restart)
 }
 
 // WaitFailover waits until a master other than old serves key.
