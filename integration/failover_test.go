@@ -357,7 +357,7 @@ func clusterFailover(t *testing.T, fault string) {
 			if !inStream[id] {
 				n++
 				if len(sample) < 5 {
-					sample = append(sample, fmt.Sprintf("%s (acknowledged %s before the kill)", id, killAt.Sub(at).Round(time.Millisecond)))
+					sample = append(sample, fmt.Sprintf("%s (publish started %s after the fault)", id, at.Sub(killAt).Round(time.Millisecond)))
 				}
 			}
 		}
