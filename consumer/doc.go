@@ -176,12 +176,12 @@
 // dead-lettering; cleaning up idle consumers and heartbeats are
 // housekeeping, whose errors are only logged):
 //
-//   - transient (a timeout, a lost connection, LOADING, BUSY, OOM, anything
-//     unknown): retried with backoff and jitter (reads and acknowledgements)
-//     or at the path's next interval;
-//   - topology (MOVED, ASK, READONLY, CLUSTERDOWN, MASTERDOWN, a refused
-//     connection, a closed client): the client's view of a cluster is
-//     refreshed (ReloadState), then retried as transient;
+//   - transient (LOADING, BUSY, OOM, a pool timeout, anything unknown):
+//     retried with backoff and jitter (reads and acknowledgements) or at
+//     the path's next interval;
+//   - topology (MOVED, ASK, READONLY, CLUSTERDOWN, MASTERDOWN, a refused,
+//     lost or timed-out connection, a closed client): the client's view of
+//     a cluster is refreshed (ReloadState), then retried as transient;
 //   - a missing group or stream (NOGROUP): the read loop recreates it;
 //   - configuration (NOPERM, WRONGTYPE, NOAUTH, WRONGPASS, an unknown
 //     command): logged and retried with backoff, and when one path meets

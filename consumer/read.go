@@ -10,6 +10,9 @@ import (
 	"github.com/midstream-go/midstream"
 )
 
+// readGrace is how long past the block time a read may wait for its reply.
+const readGrace = 3 * time.Second
+
 // readLoop reads new entries (XREADGROUP >) until ctx is cancelled, as
 // many at a time as the ledger has room for. Errors are classified:
 // transient ones are retried with backoff, a missing group is recreated, a
@@ -52,6 +55,9 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 				c.refresh(readCtx)
 				fallthrough
 			default:
+				if errors.Is(err, context.DeadlineExceeded) {
+					c.refresh(readCtx) // the read's own deadline (see read)
+				}
 				c.log.Warn("read failed; retrying", "error", err)
 				select {
 				case pokeAudit <- struct{}{}:
@@ -81,6 +87,12 @@ func (c *Consumer) readLoop(ctx context.Context, d *dispatcher, pokeAudit chan<-
 // read runs one XREADGROUP for up to count new entries, blocking up to the
 // block time.
 func (c *Consumer) read(ctx context.Context, count int) ([]redis.XMessage, error) {
+	// A master that stops answering without closing the connection (a
+	// host gone, a partition) would hold the read for go-redis's block
+	// time plus 10 s; a deadline notices it sooner. Entries delivered by a
+	// read cut short stay pending: the audit finds them.
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.block+readGrace)
+	defer cancel()
 	args := &redis.XReadGroupArgs{
 		Group:    c.group,
 		Consumer: c.cfg.name,

@@ -27,7 +27,7 @@ import (
 
 // env is a dashboard over a real server holding the opstest fixture.
 type env struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	stream string
 	ids    []string
 	srv    *httptest.Server

@@ -329,7 +329,7 @@ func TestDeadletterMoveMarkerRepeats(t *testing.T) {
 	req := deadletter.MoveRequest{ID: m.ID, Fields: stringFields(m.Values), Group: "g", Consumer: "c", Reason: "r"}
 	for i := range 20 {
 		h := newDLHook("xack", func() error { return fmt.Errorf("XACK %d failed", i) })
-		rdb := srv.NewClient()
+		rdb := srv.NewUniversalClient()
 		rdb.AddHook(h)
 		if moved, err := dlQueue(t, rdb, src, opts...).Move(ctx, req); err == nil || moved {
 			t.Fatalf("attempt %d: Move = %v, %v; want the XACK error", i, moved, err)

@@ -638,7 +638,7 @@ func TestDeadletterRedriveNoDuplicates(t *testing.T) {
 			for w := range 2 {
 				// A connected client each, and a common start, so the two
 				// really interleave; by ID, the second goes newest first.
-				rdb := srv.NewClient()
+				rdb := srv.NewUniversalClient()
 				if err := rdb.Ping(ctx).Err(); err != nil {
 					t.Fatal(err)
 				}

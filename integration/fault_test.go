@@ -350,7 +350,7 @@ func (d *deliveryLog) get(id string) []int64 {
 // server's delivery count (2). Nothing stays pending.
 func TestFaultKilledMidHandler(t *testing.T) {
 	srv := redistest.Start(t)
-	stream, group, ledger := srv.Key("orders"), "workers", srv.Key("ledger")
+	stream, group, ledger := srv.Key("orders"), "workers", srv.Key("{ledger}")
 	createGroup(t, srv.Client, stream, group)
 	const n = 10
 	ids := publishN(t, srv.Client, stream, 0, n)
@@ -421,7 +421,7 @@ func TestFaultZombieConsumer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			stream, group, ledger := srv.Key("orders"), "workers", srv.Key("ledger")
+			stream, group, ledger := srv.Key("orders"), "workers", srv.Key("{ledger}")
 			createGroup(t, srv.Client, stream, group)
 			const n = 5
 			ids := publishN(t, srv.Client, stream, 0, n)
@@ -656,7 +656,7 @@ func TestDeliveryLimitDeadLetters(t *testing.T) {
 func TestLeaseExtensionPreventsStealing(t *testing.T) {
 	srv := redistest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("ledger")
+	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("{ledger}")
 	const minIdle = 300 * time.Millisecond
 	createGroup(t, srv.Client, stream, group)
 	ids := publishN(t, srv.Client, stream, 0, 1)
@@ -706,7 +706,7 @@ func TestReclaimDeletedWhilePending(t *testing.T) {
 	srv := redistest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("ledger")
+	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("{ledger}")
 	const maxDeliveries = 3
 	createGroup(t, srv.Client, stream, group)
 	ids := publishN(t, srv.Client, stream, 0, 10)
@@ -769,7 +769,7 @@ func TestCleanupKeepsConsumersWithPending(t *testing.T) {
 	srv := redistest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("ledger")
+	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("{ledger}")
 	createGroup(t, srv.Client, stream, group)
 	ids := publishN(t, srv.Client, stream, 0, 3)
 	if err := srv.Client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "ghost-pending", Streams: []string{stream, ">"}, Count: 3, Block: -1}).Err(); err != nil {
@@ -930,7 +930,7 @@ func TestFaultRun(t *testing.T) {
 
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	stream, group, ledger := srv.Key("orders"), "workers", srv.Key("ledger")
+	stream, group, ledger := srv.Key("orders"), "workers", srv.Key("{ledger}")
 	createGroup(t, srv.Client, stream, group)
 
 	// Publish: n entries, every poisonEvery-th poison.
@@ -1101,7 +1101,7 @@ func TestRestartedConsumerRespectsDeliveryLimit(t *testing.T) {
 	srv := redistest.Start(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("ledger")
+	stream, group, ledger := srv.Key("jobs"), "g", srv.Key("{ledger}")
 	const maxDeliveries = 3
 	createGroup(t, srv.Client, stream, group)
 	ids := publishN(t, srv.Client, stream, 0, 1)

@@ -35,7 +35,7 @@ const slowLogLen = 100_000
 
 // startSlowLog makes the server log every command over a millisecond
 // (room for slowLogLen) and clears the slow log and the command statistics.
-func startSlowLog(t *testing.T, rdb *redis.Client) {
+func startSlowLog(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
 	ctx := context.Background()
 	for _, kv := range [][2]string{{"slowlog-log-slower-than", "1000"}, {"slowlog-max-len", strconv.FormatInt(slowLogLen, 10)}} {
@@ -53,7 +53,7 @@ func startSlowLog(t *testing.T, rdb *redis.Client) {
 
 // slowest returns the longest script call (EVAL, EVALSHA) and the longest
 // command of any kind that the server's slow log holds.
-func slowest(t *testing.T, rdb *redis.Client) (script, any time.Duration, calls int) {
+func slowest(t *testing.T, rdb redis.UniversalClient) (script, any time.Duration, calls int) {
 	t.Helper()
 	logs, err := rdb.SlowLogGet(context.Background(), -1).Result()
 	if err != nil {

@@ -16,10 +16,27 @@ import (
 	"github.com/midstream-go/midstream/integration/redistest"
 )
 
-// commandCalls returns how many times Redis ran cmd (INFO commandstats).
-func commandCalls(t *testing.T, rdb *redis.Client, cmd string) int {
+// commandCalls returns how many times Redis ran cmd (INFO commandstats), on
+// all masters of a cluster.
+func commandCalls(t *testing.T, rdb redis.UniversalClient, cmd string) int {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	ctx := context.Background()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		total := 0
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			n := commandCalls(t, m, cmd)
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +133,7 @@ func TestSlowReadReplyHandledOnce(t *testing.T) {
 			stream, group := srv.Key("slow"), "g"
 			createGroup(t, srv.Client, stream, group)
 			hook := &delayRead{delay: 2500 * time.Millisecond, armed: make(chan struct{})}
-			rdb := srv.NewClient()
+			rdb := srv.NewUniversalClient()
 			rdb.AddHook(hook)
 			l := newLedger()
 			c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {

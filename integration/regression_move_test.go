@@ -53,7 +53,7 @@ func TestFailingMoveDoesNotHoldUpAcks(t *testing.T) {
 	createGroup(t, srv.Client, stream, group)
 	hook := &failDLQ{key: deadletter.Key(stream)}
 	hook.on.Store(true)
-	rdb := srv.NewClient()
+	rdb := srv.NewUniversalClient()
 	rdb.AddHook(hook)
 	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
 		if m.Field("n") == "bad" {
@@ -107,7 +107,7 @@ func TestAuditWithFailingExpiryIsNotAHotLoop(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	hook := &failDLQ{key: deadletter.Key(stream)}
 	hook.on.Store(true)
-	rdb := srv.NewClient()
+	rdb := srv.NewUniversalClient()
 	rdb.AddHook(hook)
 	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error { return nil }),
 		consumer.WithName("w"), consumer.WithoutConsumerCleanup())
@@ -139,7 +139,7 @@ func TestFailingMoveLetsTheEntryGo(t *testing.T) {
 	createGroup(t, srv.Client, stream, group)
 	hook := &failDLQ{key: deadletter.Key(stream)}
 	hook.on.Store(true)
-	rdb := srv.NewClient()
+	rdb := srv.NewUniversalClient()
 	rdb.AddHook(hook)
 	var calls atomic.Int64
 	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {

@@ -131,8 +131,8 @@ func TestTrimPolicies(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
-		entries []string                                                      // IDs to add ("*": generated)
-		groups  func(t *testing.T, rdb *redis.Client, s string, ids []string) // sets groups up
+		entries []string                                                              // IDs to add ("*": generated)
+		groups  func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) // sets groups up
 		policy  trim.Policy
 		trimmed int   // entries trimmed: the first ones
 		heldN   int64 // Result.HeldBack
@@ -150,7 +150,7 @@ func TestTrimPolicies(t *testing.T) {
 		{name: "limit bounds a maxage pass", entries: trimOld(30), policy: trim.Policy{MaxAge: time.Hour, Limit: 7}, trimmed: 7, more: true},
 		{
 			name: "group mid-stream holds back its undelivered entries", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "slow", "0")
 				trimAck(t, rdb, s, "slow", trimRead(t, rdb, s, "slow", "c", 20)...)
 			},
@@ -158,7 +158,7 @@ func TestTrimPolicies(t *testing.T) {
 		},
 		{
 			name: "pending entry holds back", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "slow", "0")
 				read := trimRead(t, rdb, s, "slow", "c", 30)
 				trimAck(t, rdb, s, "slow", read[:12]...)
@@ -168,21 +168,21 @@ func TestTrimPolicies(t *testing.T) {
 		},
 		{
 			name: "group at 0-0 holds everything", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "new", "0")
 			},
 			trimmed: 0, heldN: 40, held: []held{{"new", 0, trim.ReasonUndelivered}},
 		},
 		{
 			name: "group at the end holds nothing", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "tail", "$")
 			},
 			trimmed: 40,
 		},
 		{
 			name: "the slowest of three groups sets the cutoff", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "fast", "0")
 				trimAck(t, rdb, s, "fast", trimRead(t, rdb, s, "fast", "c", 50)...)
 				trimGroup(t, rdb, s, "medium", "0")
@@ -196,7 +196,7 @@ func TestTrimPolicies(t *testing.T) {
 		},
 		{
 			name: "unsafe trims past a lagging group", entries: trimGenerated(50), policy: trim.Policy{MaxLen: 10, Unsafe: true},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "slow", "0")
 				trimAck(t, rdb, s, "slow", trimRead(t, rdb, s, "slow", "c", 20)[:15]...) // 15..19 pending
 			},
@@ -209,7 +209,7 @@ func TestTrimPolicies(t *testing.T) {
 			name:    "IDs compared and incremented as 64-bit integers",
 			entries: []string{"9007199254740992-5", "9007199254740993-0", "9007199254740993-18446744073709551615", "9007199254740994-0", "9007199254740994-1"},
 			policy:  trim.Policy{MaxLen: 1},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "g", "9007199254740993-18446744073709551615")
 			},
 			trimmed: 3, heldN: 1, held: []held{{"g", 3, trim.ReasonUndelivered}},
@@ -218,7 +218,7 @@ func TestTrimPolicies(t *testing.T) {
 			name:    "pending ID above 2^53",
 			entries: []string{"9007199254740992-0", "9007199254740993-0", "9007199254740994-0"},
 			policy:  trim.Policy{MaxLen: 1},
-			groups: func(t *testing.T, rdb *redis.Client, s string, ids []string) {
+			groups: func(t *testing.T, rdb redis.UniversalClient, s string, ids []string) {
 				trimGroup(t, rdb, s, "g", "0")
 				read := trimRead(t, rdb, s, "g", "c", 3)
 				trimAck(t, rdb, s, "g", read[0], read[2])
@@ -739,6 +739,7 @@ func TestTrimmerMisconfiguredUser(t *testing.T) {
 	if srv.Backend == "url" {
 		t.Skip("creates ACL users: needs a server of its own")
 	}
+	srv.SkipOnCluster("creates ACL users, which a cluster keeps per node")
 	cases := []struct {
 		name    string
 		rules   []any // ACL SETUSER rules besides on, >secret, ~*, &*, +@all

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/integration/redistest"
 )
 
 // Environment of a worker process (see workerMain). The fault tests re-run
@@ -24,7 +25,7 @@ import (
 // and resumed (SIGCONT) like real deployments.
 const (
 	envWorker          = "MIDSTREAM_TEST_WORKER" // "1": run a worker instead of the tests
-	envWorkerAddr      = "REDIS_ADDR"            // host:port, or a redis:// URL
+	envWorkerAddr      = "REDIS_ADDR"            // host:port, a redis:// URL, or a cluster's host:port,host:port,...
 	envWorkerStream    = "STREAM"
 	envWorkerGroup     = "GROUP"
 	envWorkerName      = "NAME"
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envWorker) == "1" {
 		os.Exit(workerMain())
 	}
-	os.Exit(m.Run())
+	os.Exit(redistest.Run(m))
 }
 
 // callsKey is the hash counting every handler call by entry ID (failed ones
@@ -248,17 +249,19 @@ func runWorker() error {
 		return err
 	}
 
-	var ropts *redis.Options
-	if strings.Contains(addr, "://") {
+	var rdb redis.UniversalClient
+	switch {
+	case strings.Contains(addr, "://"):
 		o, err := redis.ParseURL(addr)
 		if err != nil {
 			return err
 		}
-		ropts = o
-	} else {
-		ropts = &redis.Options{Addr: addr}
+		rdb = redis.NewClient(o)
+	case strings.Contains(addr, ","): // the nodes of a cluster
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addr, ",")})
+	default:
+		rdb = redis.NewClient(&redis.Options{Addr: addr})
 	}
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 
 	h := &faultHandler{rdb: rdb, ledger: ledger, sleep: sleep, fail: os.Getenv(envWorkerFail) == "1",

@@ -27,7 +27,7 @@ const (
 // Calls that overlap in time have no order between them, so flights may
 // complete in any order; a caller's successive calls stay in order.
 type coalescer struct {
-	client  redis.UniversalClient
+	send    func(context.Context, ...*redis.StringCmd) // sends one command or a pipeline
 	mu      sync.Mutex
 	flights int
 	queue   []*call
@@ -50,7 +50,7 @@ func (b *coalescer) do(ctx context.Context, cmd *redis.StringCmd) bool {
 	if b.flights < coalesceFlights {
 		b.flights++
 		b.mu.Unlock()
-		_ = b.client.Process(ctx, cmd)
+		b.send(ctx, cmd)
 		b.handOff()
 		return true
 	}
@@ -82,7 +82,7 @@ func (b *coalescer) handOff() {
 	}
 	go func() {
 		for batch != nil {
-			b.send(batch)
+			b.sendBatch(batch)
 			// Let the callers just answered queue their next commands, so
 			// the next pipeline carries them too (measured: about 1.6 times
 			// longer pipelines, a quarter less CPU per entry).
@@ -118,16 +118,12 @@ func (b *coalescer) take() []*call {
 	return batch
 }
 
-func (b *coalescer) send(batch []*call) {
-	if len(batch) == 1 {
-		_ = b.client.Process(context.Background(), batch[0].cmd)
-	} else {
-		pipe := b.client.Pipeline()
-		for _, c := range batch {
-			_ = pipe.Process(context.Background(), c.cmd)
-		}
-		_, _ = pipe.Exec(context.Background())
+func (b *coalescer) sendBatch(batch []*call) {
+	cmds := make([]*redis.StringCmd, len(batch))
+	for i, c := range batch {
+		cmds[i] = c.cmd
 	}
+	b.send(context.Background(), cmds...)
 	for _, c := range batch {
 		close(c.done)
 	}

@@ -25,7 +25,7 @@
 //
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
-// WithHeaders, WithoutCoalescing, WithIdempotencyKeyFunc,
+// WithHeaders, WithoutCoalescing, WithDurable, WithIdempotencyKeyFunc,
 // WithIdempotencyWindow and WithIdempotentAttempts. Per call: ID, Header and
 // IdempotencyKey. New checks
 // them by the rule of every midstream package: a zero value (WithTrim of
@@ -53,6 +53,17 @@
 //
 // Trim on add by MaxAge takes its cutoff from the server's clock (TIME,
 // sampled once a second), never the local one.
+//
+// # Durable publish
+//
+// WithDurable(replicas, timeout) waits after each write until that many
+// replicas have it (WAIT), so that a failover cannot lose an entry whose
+// Publish returned no error. When fewer confirm in time, the call returns
+// the IDs with a *DurabilityError (ErrNotDurable): written to the master,
+// not yet safe. Without it, an entry the master acknowledged but had not
+// replicated is lost if the master dies and its replica takes over.
+// Idempotent publishes wait the same way; PublishAt, PublishIn and the
+// mover that appends delayed entries do not wait.
 //
 // # Tracing and metrics
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -67,4 +68,27 @@ func ExampleProducer_PublishBatch() {
 	// Output:
 	// failed: 1 true
 	// ["1-0" "" "3-0"]
+}
+
+func ExampleWithDurable() {
+	mr := miniredis.NewMiniRedis() // a server without replicas
+	if err := mr.Start(); err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	// Wait up to 100ms for one replica to confirm each entry.
+	p, err := producer.New[map[string]string](rdb, "orders", producer.WithDurable(1, 100*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	id, err := p.Publish(context.Background(), map[string]string{"n": "1"}, producer.ID("1-1"))
+	var de *producer.DurabilityError
+	if errors.As(err, &de) {
+		// Written, but a failover could lose it: the caller decides.
+		fmt.Println(id, errors.Is(err, producer.ErrNotDurable), de.Acked, "of", de.Want)
+	}
+	// Output: 1-1 true 0 of 1
 }

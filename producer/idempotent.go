@@ -225,7 +225,7 @@ func (p *Producer[T]) retryIdempotent(ctx context.Context, calls []*idemCall, se
 // fails with ctx's error.
 func (p *Producer[T]) sendOne(ctx context.Context, cmd *redis.StringCmd) {
 	if p.coalesce == nil {
-		_ = p.client.Process(ctx, cmd)
+		p.send.send(ctx, cmd)
 		return
 	}
 	if !p.coalesce.do(ctx, cmd) {

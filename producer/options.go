@@ -33,6 +33,7 @@ type config struct {
 	maxEntrySize int
 	headers      map[string]string
 	noCoalesce   bool
+	durable      *durability
 	otel         telemetry.Providers
 	idemFunc     any // func(T) string
 	idemWindow   time.Duration

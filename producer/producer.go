@@ -30,6 +30,7 @@ type Producer[T any] struct {
 	maxSize    int
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
+	send       *sender
 	obs        *observer
 	pairs      sync.Pool    // *[]string buffers the codec encodes into
 	clock      *serverClock // nil unless trimming by MaxAge
@@ -57,6 +58,11 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
+	if cfg.durable != nil {
+		if err := checkDurableClient(client); err != nil {
+			return nil, err
+		}
+	}
 	p := &Producer[T]{
 		client:     client,
 		stream:     stream,
@@ -64,9 +70,10 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 		trim:       cfg.trim,
 		maxSize:    cfg.maxEntrySize,
 		obs:        newObserver(cfg.otel, stream),
+		send:       &sender{client: client, stream: stream, durable: cfg.durable},
 	}
 	if !cfg.noCoalesce {
-		p.coalesce = &coalescer{client: client}
+		p.coalesce = &coalescer{send: p.send.send}
 	}
 	if p.trim != nil && p.trim.MaxAge > 0 {
 		p.clock = newServerClock(client, stream)
@@ -135,10 +142,10 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // calling Publish again with the same key within the window tells.
 //
 // Without a key, Publish does not retry beyond the client's own retries.
-// After a connection error, a closed node client or a redirection (what a
-// failover looks like), a cluster client is told to reload its view of the
-// cluster before Publish returns, so that the caller's retry goes to the
-// node that holds the stream now.
+// After a connection error or timeout, a closed node client, a redirection
+// or a deadline that ran out (what a failover looks like), a cluster client
+// is told to reload its view of the cluster before Publish returns, so that
+// the caller's retry goes to the node that holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
@@ -174,7 +181,7 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 			return "", p.wrap(ctx.Err())
 		}
 	} else {
-		_ = p.client.Process(ctx, cmd)
+		p.send.send(ctx, cmd)
 	}
 	return p.result(ctx, cmd)
 }
@@ -261,19 +268,9 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 		}
 		return make([]string, len(vs)), &BatchError{Errs: errs}
 	}
-	pipe := p.client.Pipeline()
-	for _, cmd := range cmds {
-		_ = pipe.Process(ctx, cmd)
-	}
-	_, _ = pipe.Exec(ctx)
+	p.send.send(ctx, cmds...)
 	if len(keyed) > 0 {
-		p.retryIdempotent(ctx, keyed, func(retry []*redis.StringCmd) {
-			pipe := p.client.Pipeline()
-			for _, cmd := range retry {
-				_ = pipe.Process(ctx, cmd)
-			}
-			_, _ = pipe.Exec(ctx)
-		})
+		p.retryIdempotent(ctx, keyed, func(retry []*redis.StringCmd) { p.send.send(ctx, retry...) })
 		for i, c := range calls {
 			if c != nil {
 				cmds[i] = c.cmd
@@ -436,21 +433,22 @@ func (p *Producer[T]) appendTrim(ctx context.Context, args []any) ([]any, error)
 }
 
 // result turns an executed XADD into an ID or a wrapped error. On a
-// Topology error it has the client refresh its view of the cluster (cheap:
-// go-redis coalesces the reloads).
+// Topology error or a deadline it has the client refresh its view of the
+// cluster (cheap: go-redis coalesces the reloads).
 func (p *Producer[T]) result(ctx context.Context, cmd *redis.StringCmd) (string, error) {
 	id, err := cmd.Result()
+	var derr *DurabilityError
 	switch {
 	case err == nil:
 		return id, nil
+	case errors.As(err, &derr):
+		return id, p.wrap(err) // written, not confirmed by enough replicas
 	case errors.Is(err, redis.Nil):
 		return "", p.wrap(midstream.ErrNoStream)
 	case isServerError(err, "equal or smaller than the target stream top item"):
 		return "", p.wrap(fmt.Errorf("%w: %w", midstream.ErrIDNotIncreasing, err))
 	}
-	if rediserr.Classify(err) == rediserr.Topology {
-		rediserr.Refresh(ctx, p.client)
-	}
+	rediserr.RefreshAfter(ctx, p.client, err)
 	return "", p.wrap(err)
 }
 

@@ -180,8 +180,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithReport calls fn after every pass with its result, or with the error
-// that made it fail (the result then names only the stream). fn runs on
-// Run's goroutine, one call at a time: it should return quickly.
+// that made it fail (the result then names only the stream), and with the
+// error of every failed attempt to find streams by pattern (listing the
+// nodes or SCAN; the result is then the zero Result). fn runs on Run's
+// goroutine, one call at a time: it should return quickly.
 func WithReport(fn func(Result, error)) Option {
 	return func(c *config) {
 		if fn == nil {

@@ -152,3 +152,50 @@ func TestTrimmerRefreshesOnTopologyErrors(t *testing.T) {
 	mr.Close()
 	goleak.VerifyNone(t, leaks)
 }
+
+// failScan makes the first n SCAN calls fail with redis.ErrClosed.
+type failScan struct{ left atomic.Int64 }
+
+func (h *failScan) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *failScan) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *failScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "scan" && h.left.Add(-1) >= 0 {
+			cmd.SetErr(redis.ErrClosed)
+			return redis.ErrClosed
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestTrimmerReportsFailedScans: a SCAN for the pattern that fails (a
+// cluster node that died) is reported with a zero Result, and the client's
+// view is reloaded; the Trimmer goes on and trims.
+func TestTrimmerReportsFailedScans(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	c, mr := newClient(t)
+	add(t, c, "s:1", seq(1, 20)...)
+	hook := &failScan{}
+	hook.left.Store(2)
+	c.AddHook(hook)
+	rc := &reloading{Client: c}
+	var reported atomic.Int64
+	tr, err := trim.New(rc, trim.Policy{MaxLen: 5}, trim.WithPattern("s:*"), trim.WithInterval(time.Millisecond),
+		trim.WithReport(func(r trim.Result, err error) {
+			if errors.Is(err, redis.ErrClosed) && r.Stream == "" {
+				reported.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, tr, "trimming", func() bool { return tr.Stats().Trimmed == 15 })
+	if n := rc.reloads.Load(); n != 2 || reported.Load() != 2 {
+		t.Fatalf("%d reloads, %d failed scans reported; want 2 each", n, reported.Load())
+	}
+	c.Close()
+	mr.Close()
+	goleak.VerifyNone(t, leaks)
+}

@@ -182,6 +182,9 @@ func (t *Trimmer) tick(ctx context.Context) (failed bool, fatal error) {
 			return true, rediserr.Fatal("trimmer", fmt.Errorf("finding streams %q: %w", t.cfg.pattern, err))
 		}
 		t.log.Warn("trim: finding streams failed", "pattern", t.cfg.pattern, "error", err, "class", class)
+		if t.cfg.report != nil {
+			t.cfg.report(Result{}, fmt.Errorf("trim: finding streams %q: %w", t.cfg.pattern, err))
+		}
 		if class == rediserr.Topology {
 			rediserr.Refresh(ctx, t.client) // the next tick lists the nodes afresh
 		}

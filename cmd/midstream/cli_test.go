@@ -62,7 +62,7 @@ type fixture struct {
 	url, addr string
 	stream    string
 	ids       []string // the stream's entries, n=0..9
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 }
 
 func newFixture(t *testing.T) fixture {

@@ -11,7 +11,11 @@
 //  3. testcontainers-go, when a Docker engine is reachable. The container runs
 //     with host networking on a free loopback port (see container.go).
 //
-// MIDSTREAM_REDIS_BACKEND forces one of "url", "process" or "container".
+// MIDSTREAM_REDIS_BACKEND forces one of "url", "process" or "container", or
+// selects "cluster": a local Redis Cluster (three masters, one replica each)
+// that Run starts once per test binary and every test shares; Start flushes
+// it. Tests that need one node (ACL users, a proxy, Kill and Restart of the
+// whole server) call SkipOnCluster.
 // With MIDSTREAM_REQUIRE_REDIS=1 (set in CI) a missing server fails the test
 // instead of skipping it.
 //
@@ -39,7 +43,7 @@ import (
 // Environment variables read by Start.
 const (
 	EnvURL     = "REDIS_URL"               // use this server instead of spawning one
-	EnvBackend = "MIDSTREAM_REDIS_BACKEND" // force "url", "process" or "container"
+	EnvBackend = "MIDSTREAM_REDIS_BACKEND" // force "url", "process", "container" or "cluster"
 	EnvRequire = "MIDSTREAM_REQUIRE_REDIS" // "1": no server is a failure, not a skip
 	EnvImage   = "MIDSTREAM_REDIS_IMAGE"   // image for the container backend
 	EnvBinary  = "MIDSTREAM_REDIS_SERVER"  // redis-server binary (default: from PATH)
@@ -66,12 +70,16 @@ type backend interface {
 	name() string
 }
 
-// Server is a real Redis server for one test.
+// Server is a real Redis server (or cluster) for one test.
 type Server struct {
-	// Client is connected to the server. It is closed when the test ends.
-	Client *redis.Client
-	// Backend is "url", "process" or "container".
+	// Client is connected to the server: a *redis.Client, or a
+	// *redis.ClusterClient on the cluster backend. It is closed when the
+	// test ends.
+	Client redis.UniversalClient
+	// Backend is "url", "process", "container" or "cluster".
 	Backend string
+	// Cluster is the shared cluster on the cluster backend, nil otherwise.
+	Cluster *Cluster
 
 	t      testing.TB
 	b      backend // nil for REDIS_URL
@@ -80,12 +88,25 @@ type Server struct {
 	mu     sync.Mutex
 }
 
-// Addr returns host:port of the server.
+// Addr returns host:port of the server; on the cluster backend, the
+// addresses of all the cluster's nodes joined by commas.
 func (s *Server) Addr() string {
-	if s.b != nil {
+	switch {
+	case s.Cluster != nil:
+		return strings.Join(s.Cluster.Addrs(), ",")
+	case s.b != nil:
 		return s.b.addr()
 	}
-	return s.Client.Options().Addr
+	return s.options().Addr
+}
+
+// SkipOnCluster skips the test on the cluster backend, saying why it cannot
+// run there.
+func (s *Server) SkipOnCluster(why string) {
+	s.t.Helper()
+	if s.Cluster != nil {
+		s.t.Skipf("redistest: not on a cluster: %s", why)
+	}
 }
 
 // Key returns name made unique to this test, so tests sharing a server
@@ -96,13 +117,37 @@ func (s *Server) Key(name string) string {
 }
 
 // NewClient returns a new client on the server with opts applied on top of the
-// harness defaults. It is closed when the test ends.
+// harness defaults. It is closed when the test ends. On the cluster backend
+// it skips the test: use NewUniversalClient for a client of either kind.
 func (s *Server) NewClient(opts ...func(*redis.Options)) *redis.Client {
+	s.t.Helper()
+	s.SkipOnCluster("the test needs a client of one node")
 	o := s.options()
 	for _, f := range opts {
 		f(o)
 	}
 	c := redis.NewClient(o)
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// NewUniversalClient returns a new client like Client (a cluster client on
+// the cluster backend), with opts applied. It is closed when the test ends.
+func (s *Server) NewUniversalClient(opts ...func(*redis.UniversalOptions)) redis.UniversalClient {
+	var o redis.UniversalOptions
+	if s.Cluster != nil {
+		o.Addrs = s.Cluster.Addrs()
+		o.IsClusterMode = true
+	} else {
+		so := s.options()
+		o.Addrs = []string{so.Addr}
+		o.Username, o.Password, o.DB = so.Username, so.Password, so.DB
+		o.TLSConfig = so.TLSConfig
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	c := redis.NewUniversalClient(&o)
 	s.t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -120,7 +165,8 @@ func (s *Server) options() *redis.Options {
 
 // Kill stops the server abruptly with SIGKILL, as in a crash. The server
 // writes and fsyncs its AOF before it replies, so every acknowledged write
-// survives a Restart.
+// survives a Restart. On the cluster backend it returns ErrNotRestartable:
+// kill nodes through Cluster.
 func (s *Server) Kill() error {
 	if s.b == nil {
 		return ErrNotRestartable
@@ -151,6 +197,9 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{t: t, prefix: uniquePrefix(t)}
 	mode := os.Getenv(EnvBackend)
+	if mode == "cluster" {
+		return startOnCluster(t, s)
+	}
 	url := os.Getenv(EnvURL)
 	if mode == "" {
 		switch {
@@ -184,7 +233,7 @@ func Start(t testing.TB) *Server {
 		}
 		s.b, err = startContainer(t, image)
 	default:
-		err = fmt.Errorf("%s=%q: want url, process or container", EnvBackend, mode)
+		err = fmt.Errorf("%s=%q: want url, process, container or cluster", EnvBackend, mode)
 	}
 	if err != nil {
 		if os.Getenv(EnvRequire) == "1" {
@@ -209,6 +258,38 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("redistest: PING %s server: %v", mode, err)
 	}
 	t.Logf("redistest: %s server at %s", mode, s.Addr())
+	return s
+}
+
+// startOnCluster gives t the shared cluster (see Run), healed (killed nodes
+// restarted) and flushed.
+func startOnCluster(t testing.TB, s *Server) *Server {
+	t.Helper()
+	c, err := shared, sharedErr
+	if c == nil && err == nil {
+		err = errors.New("no cluster: call redistest.Run(m) from TestMain")
+	}
+	if err != nil {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("redistest: no Redis Cluster (%s=1): %v", EnvRequire, err)
+		}
+		t.Skipf("redistest: no Redis Cluster: %v", err)
+	}
+	ctx := context.Background()
+	if err := c.Heal(ctx); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	if err := c.flush(ctx); err != nil {
+		t.Fatalf("redistest: flushing the cluster: %v", err)
+	}
+	s.Backend, s.Cluster = "cluster", c
+	cc := c.NewClient()
+	t.Cleanup(func() { _ = cc.Close() })
+	s.Client = cc
+	if err := cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
+		t.Fatalf("redistest: PING cluster: %v", err)
+	}
+	t.Logf("redistest: cluster at %s", s.Addr())
 	return s
 }
 

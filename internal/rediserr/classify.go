@@ -18,7 +18,7 @@ type Class int
 // Backoff); they differ in what happens before the retry.
 const (
 	// Transient: retry the same thing after a backoff. The server is busy
-	// or slow (LOADING, BUSY, timeouts, a pool timeout), short of memory
+	// or slow (LOADING, BUSY, a pool timeout), short of memory
 	// (OOM: not fatal, memory may be freed by then; trimming frees some), or
 	// lost a script (NOSCRIPT after SCRIPT FLUSH: go-redis's Script.Run
 	// reloads it). Anything not classified otherwise is Transient.
@@ -28,9 +28,11 @@ const (
 	// surface (MOVED, ASK), a replica or a cluster that cannot serve
 	// (READONLY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN), a closed client
 	// (redis.ErrClosed, also a cluster's node client closed after the node
-	// left), refused or failed dials, and connections that end (io.EOF,
-	// reset, broken pipe): a failover shows as any of these, so all of
-	// them refresh the client's view.
+	// left), refused or failed dials, connections that end (io.EOF,
+	// reset, broken pipe) and reads or writes that time out on a
+	// connection (a node that stopped answering: frozen, cut off, or
+	// just slow): a failover shows as any of these, so all of them
+	// refresh the client's view (cheap: go-redis coalesces reloads).
 	Topology
 	// Config: Redis refuses the command in a way retrying cannot fix: a
 	// missing permission (NOPERM, also raised inside a script; NOAUTH,
@@ -93,13 +95,17 @@ func Classify(err error) Class {
 		return Topology
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Canceled
+	case errors.As(err, &op) && op.Timeout():
+		// A read or write deadline passed (i/o timeout): the node may be
+		// gone without a word (kill of a host, partition, SIGSTOP).
+		return Topology
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return Topology
 	}
-	return Transient // timeouts, redis.ErrPoolTimeout, anything unknown
+	return Transient // redis.ErrPoolTimeout, anything unknown
 }
 
 // codes maps the error codes Redis starts its replies with to their class.

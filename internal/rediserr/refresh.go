@@ -2,6 +2,7 @@ package rediserr
 
 import (
 	"context"
+	"errors"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -31,4 +32,17 @@ func Refresh(ctx context.Context, c redis.UniversalClient) {
 	if r, ok := c.(reloader); ok {
 		r.ReloadState(ctx)
 	}
+}
+
+// RefreshAfter calls Refresh when err says the client's view of the servers
+// may be out of date: a Topology error, or a command that ran out of time
+// (context.DeadlineExceeded; a master that stops answering without closing
+// its connections looks like this when the caller's deadline comes before
+// the client's read timeout). It reports whether it did.
+func RefreshAfter(ctx context.Context, c redis.UniversalClient, err error) bool {
+	if err == nil || (Classify(err) != Topology && !errors.Is(err, context.DeadlineExceeded)) {
+		return false
+	}
+	Refresh(ctx, c)
+	return true
 }

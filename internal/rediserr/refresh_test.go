@@ -2,6 +2,7 @@ package rediserr_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,5 +45,25 @@ func TestRefresh(t *testing.T) {
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("1000 Refresh calls took %s", d)
+	}
+}
+
+func TestRefreshAfter(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"closed client", redis.ErrClosed, true},
+		{"deadline", fmt.Errorf("publish: %w", context.DeadlineExceeded), true},
+		{"canceled", context.Canceled, false},
+		{"pool timeout", redis.ErrPoolTimeout, false},
+	} {
+		c := &clusterLike{}
+		if got := rediserr.RefreshAfter(ctx, c, tc.err); got != tc.want || c.reloads.Load() != map[bool]int64{false: 0, true: 1}[tc.want] {
+			t.Errorf("%s: RefreshAfter = %v with %d reloads, want %v", tc.name, got, c.reloads.Load(), tc.want)
+		}
 	}
 }

@@ -117,7 +117,8 @@ func (s *Server) start() error {
 	return nil
 }
 
-// stop sends sig and waits for the process to be reaped.
+// stop sends sig (and SIGCONT, in case the process is stopped) and waits
+// for the process to be reaped.
 func (s *Server) stop(sig syscall.Signal) error {
 	if s.cmd == nil {
 		return nil
@@ -128,6 +129,7 @@ func (s *Server) stop(sig syscall.Signal) error {
 		if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return err
 		}
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
 		select {
 		case <-s.done:
 		case <-time.After(10 * time.Second):
@@ -137,6 +139,29 @@ func (s *Server) stop(sig syscall.Signal) error {
 	}
 	s.cmd = nil
 	return nil
+}
+
+// Running reports whether the server's process runs: it was started and
+// has been neither stopped nor seen to exit.
+func (s *Server) Running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to the server's process if it runs (SIGSTOP freezes
+// it, SIGCONT resumes it).
+func (s *Server) Signal(sig syscall.Signal) error {
+	if !s.Running() {
+		return nil
+	}
+	return s.cmd.Process.Signal(sig)
 }
 
 // Kill stops the server with SIGKILL, as in a crash.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/midstream-go/midstream/cmd/midstream-bench/bench"
 	"github.com/midstream-go/midstream/integration/redistest"
@@ -88,6 +89,35 @@ func BenchmarkConsume(b *testing.B) {
 					report(b, r, err)
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkPublishDurable compares Publish with and without WithDurable(1)
+// on a server with one replica (on the cluster backend, the stream's
+// master and its replica).
+func BenchmarkPublishDurable(b *testing.B) {
+	srv := redistest.Start(b)
+	if srv.Cluster == nil {
+		srv.StartReplica(b)
+	}
+	ctx := context.Background()
+	for _, writers := range []int{1, 16} {
+		for _, durable := range []bool{false, true} {
+			name := "plain"
+			opts := []producer.Option{producer.WithCodec[bench.Event](bench.Codec)}
+			if durable {
+				name = "durable"
+				opts = append(opts, producer.WithDurable(1, time.Second))
+			}
+			b.Run(fmt.Sprintf("%s/writers=%d", name, writers), func(b *testing.B) {
+				p, err := producer.New[bench.Event](srv.Client, srv.Key("{ms}"), opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, err := bench.Publish(ctx, p, b.N, writers)
+				report(b, r, err)
+			})
 		}
 	}
 }

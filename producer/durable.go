@@ -1,0 +1,190 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
+)
+
+// Bounds of WithDurable.
+const (
+	// MaxDurableReplicas bounds the replicas WithDurable waits for.
+	MaxDurableReplicas = 64
+	// MaxDurableTimeout bounds how long one publish waits for them.
+	MaxDurableTimeout = time.Minute
+)
+
+// ErrNotDurable is wrapped by the error of a durable publish (WithDurable)
+// whose entries were written to the master but not confirmed by enough
+// replicas in time. The entries are in the stream (their IDs are returned
+// with the error) but a failover may lose them; see DurabilityError.
+var ErrNotDurable = errors.New("producer: not confirmed by enough replicas")
+
+// DurabilityError is the error of a durable publish whose entries the
+// master added but too few replicas confirmed within the timeout, or whose
+// WAIT failed (Err). The entries are in the master's stream: Publish and
+// PublishBatch return their IDs with it. Until a replica has them, a
+// failover (the master dies and a replica that lacks them is promoted) loses
+// them. Publishing again may add them twice; with an idempotency key or an
+// explicit ID it does not.
+type DurabilityError struct {
+	// Acked is how many replicas confirmed the write (WAIT's reply); zero
+	// when WAIT failed.
+	Acked int
+	// Want is how many WithDurable asked for.
+	Want int
+	// Err is WAIT's own error, nil when it answered with too few replicas.
+	Err error
+}
+
+func (e *DurabilityError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%v: waiting for %d replicas: %v", ErrNotDurable, e.Want, e.Err)
+	}
+	return fmt.Sprintf("%v: %d of %d replicas confirmed", ErrNotDurable, e.Acked, e.Want)
+}
+
+// Unwrap returns ErrNotDurable and WAIT's error, if any.
+func (e *DurabilityError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrNotDurable, e.Err}
+	}
+	return []error{ErrNotDurable}
+}
+
+// durability is the setting of WithDurable.
+type durability struct {
+	replicas int
+	timeout  time.Duration
+}
+
+// WithDurable makes every publish wait, after its XADD, until at least
+// replicas replicas of the stream's master have it (WAIT replicas timeout,
+// on the connection that wrote it), for at most timeout. Coalesced publishes
+// and a PublishBatch share one WAIT. If fewer replicas confirm in time, the
+// call returns the entries' IDs with a *DurabilityError (ErrNotDurable).
+//
+// What it guarantees: an entry whose publish returned no error was on the
+// master and on at least replicas replicas at that moment, so a failover
+// that promotes one of those replicas keeps it. Redis Cluster and Sentinel
+// promote the most up-to-date replica they can reach; with replicas equal
+// to the number of replicas, any promoted one has it. What it does not: WAIT
+// is not a consensus write. The write is visible on the master before the
+// replicas confirm, and an entry reported as not durable may or may not
+// survive. A replica confirms receipt, not an fsync (WAITAOF, on Redis 7.2
+// and later, is not used). A master cut off from its replicas keeps
+// accepting writes until it notices (Cluster: cluster-node-timeout;
+// Sentinel: min-replicas-to-write) and those fail here as not durable.
+//
+// replicas is 1 to MaxDurableReplicas, timeout more than zero and at most
+// MaxDurableTimeout. The client must be a *redis.Client (also the one a
+// Sentinel failover client is) or a *redis.ClusterClient; New refuses a Ring.
+func WithDurable(replicas int, timeout time.Duration) Option {
+	return func(cfg *config) {
+		switch {
+		case replicas < 1 || replicas > MaxDurableReplicas:
+			cfg.fail("durable: replicas %d not in [1, %d]", replicas, MaxDurableReplicas)
+		case timeout <= 0 || timeout > MaxDurableTimeout:
+			cfg.fail("durable: timeout %s not in (0, %s]", timeout, MaxDurableTimeout)
+		case timeout%time.Millisecond != 0:
+			cfg.fail("durable: timeout %s is not a whole number of milliseconds", timeout)
+		default:
+			cfg.durable = &durability{replicas: replicas, timeout: timeout}
+		}
+	}
+}
+
+// checkDurableClient refuses WithDurable on a client whose commands cannot
+// be pinned to the stream's master.
+func checkDurableClient(client redis.UniversalClient) error {
+	switch client.(type) {
+	case *redis.Client, *redis.ClusterClient:
+		return nil
+	}
+	return fmt.Errorf("%w: durable: %T cannot pin a WAIT to the stream's master (use a *redis.Client or *redis.ClusterClient)", midstream.ErrInvalidOption, client)
+}
+
+// sender sends XADD commands: one alone, more in one pipeline, and with
+// durability set, waits for the replicas after them.
+type sender struct {
+	client  redis.UniversalClient
+	stream  string
+	durable *durability // nil: no WAIT
+}
+
+// send runs cmds; their results (and, when durable, the WAIT's verdict as
+// the error of each XADD that succeeded) are in the commands.
+func (s *sender) send(ctx context.Context, cmds ...*redis.StringCmd) {
+	if s.durable != nil {
+		s.sendDurable(ctx, cmds)
+		return
+	}
+	if len(cmds) == 1 {
+		_ = s.client.Process(ctx, cmds[0])
+		return
+	}
+	pipe := s.client.Pipeline()
+	for _, cmd := range cmds {
+		_ = pipe.Process(ctx, cmd)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// sendDurable sends cmds and then WAIT on one connection to the stream's
+// master: WAIT counts the replicas that have everything this connection
+// wrote.
+func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
+	node, err := s.master(ctx)
+	if err != nil {
+		for _, cmd := range cmds {
+			cmd.SetErr(err)
+		}
+		return
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	pipe := conn.Pipeline()
+	for _, cmd := range cmds {
+		_ = pipe.Process(ctx, cmd)
+	}
+	_, _ = pipe.Exec(ctx)
+	written := 0
+	for _, cmd := range cmds {
+		if cmd.Err() == nil {
+			written++
+		}
+	}
+	if written == 0 {
+		return
+	}
+	d := s.durable
+	// go-redis reads WAIT's reply with a deadline past the timeout.
+	acked, err := conn.Wait(ctx, d.replicas, d.timeout).Result()
+	if err == nil && acked >= int64(d.replicas) {
+		return
+	}
+	rediserr.RefreshAfter(ctx, s.client, err)
+	derr := &DurabilityError{Acked: int(acked), Want: d.replicas, Err: err}
+	for _, cmd := range cmds {
+		if cmd.Err() == nil {
+			cmd.SetErr(derr)
+		}
+	}
+}
+
+// master returns the client of the node that holds the stream.
+func (s *sender) master(ctx context.Context) (*redis.Client, error) {
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, s.stream)
+	case *redis.Client:
+		return c, nil
+	}
+	return nil, checkDurableClient(s.client)
+}
