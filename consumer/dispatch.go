@@ -250,11 +250,10 @@ func (d *dispatcher) handle(m *Message) {
 		d.deadLetter(mctx, m, reason)
 		return
 	}
-	leave, ok := d.enter(m)
-	if !ok {
+	if !d.enter(m) {
 		return
 	}
-	defer leave()
+	defer d.leave(m)
 	ctx := mctx
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc

@@ -66,18 +66,27 @@ return n
 // reclaimed entry it then counts the delivery in Redis. ok is false when m
 // must not run (no longer this consumer's, deleted, or the count could not
 // be written): m has then left the ledger, or stays held for the audit.
-// leave must be called once the handler's outcome is recorded.
-func (d *dispatcher) enter(m *Message) (leave func(), ok bool) {
+// leave(m) must be called once the handler's outcome is recorded.
+func (d *dispatcher) enter(m *Message) (ok bool) {
 	if !m.reclaimed {
 		d.gate.RLock()
-		return d.gate.RUnlock, true
+		return true
 	}
 	d.gate.Lock()
 	if err := d.countStart(m); err != nil {
 		d.gate.Unlock()
-		return nil, false
+		return false
 	}
-	return d.gate.Unlock, true
+	return true
+}
+
+// leave ends what enter(m) began.
+func (d *dispatcher) leave(m *Message) {
+	if m.reclaimed {
+		d.gate.Unlock()
+	} else {
+		d.gate.RUnlock()
+	}
 }
 
 // errNotStarted means a reclaimed entry's start could not be counted.
