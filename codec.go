@@ -132,8 +132,13 @@ func (c JSONCodec[T]) Encode(dst []string, v T) ([]string, error) {
 
 // Decode unmarshals the JSON field into *v.
 func (c JSONCodec[T]) Decode(fields map[string]string, v *T) error {
+	return c.DecodeFrom(Fields(fields), v)
+}
+
+// DecodeFrom is Decode reading the field from src.
+func (c JSONCodec[T]) DecodeFrom(src FieldSource, v *T) error {
 	name := c.field()
-	s, ok := fields[name]
+	s, ok := src.Lookup(name)
 	if !ok {
 		return &DecodeError{Type: typeName[T](), Field: name, Err: ErrMissingField}
 	}

@@ -499,3 +499,61 @@ func TestEntryHeaders(t *testing.T) {
 		t.Fatalf("Headers = %q", h)
 	}
 }
+
+func TestDecodeFromMatchesDecode(t *testing.T) {
+	type ev struct {
+		ID   int     `redis:"id"`
+		Name string  `redis:"name"`
+		Opt  *string `redis:"opt"`
+	}
+	flat, err := midstream.NewFlatCodec[ev]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{"id": "7", "name": "x", "opt": "y", "other": "z"}
+	values := midstream.Values{"id": "7", "name": "x", "opt": "y", "other": "z"}
+	var a, b ev
+	if err := flat.Decode(fields, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := flat.DecodeFrom(values, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != 7 || a.Name != "x" || a.Opt == nil || *a.Opt != "y" || b.ID != a.ID || b.Name != a.Name || b.Opt == nil || *b.Opt != *a.Opt {
+		t.Errorf("Decode %+v, DecodeFrom %+v", a, b)
+	}
+	if err := flat.DecodeFrom(midstream.Values{"id": "x"}, &b); !errors.Is(err, midstream.ErrDecode) {
+		t.Errorf("DecodeFrom of a bad number: %v, want ErrDecode", err)
+	}
+	var j map[string]int
+	jc := midstream.JSONCodec[map[string]int]{}
+	if err := jc.DecodeFrom(midstream.Fields{"data": `{"a":1}`}, &j); err != nil || j["a"] != 1 {
+		t.Errorf("JSONCodec.DecodeFrom: %v, %v", j, err)
+	}
+	if err := jc.DecodeFrom(midstream.Fields{}, &j); !errors.Is(err, midstream.ErrMissingField) {
+		t.Errorf("JSONCodec.DecodeFrom without its field: %v", err)
+	}
+}
+
+func TestValues(t *testing.T) {
+	v := midstream.Values{"a": "1", "n": 5}
+	if s, ok := v.Lookup("a"); !ok || s != "1" {
+		t.Errorf("Lookup(a) = %q, %v", s, ok)
+	}
+	if s, ok := v.Lookup("n"); !ok || s != "5" {
+		t.Errorf("Lookup of a non-string = %q, %v", s, ok)
+	}
+	if _, ok := v.Lookup("z"); ok {
+		t.Error("Lookup of a missing field found it")
+	}
+	if m := v.Map(); len(m) != 2 || m["a"] != "1" || m["n"] != "5" {
+		t.Errorf("Map() = %v", m)
+	}
+	if v.Size() != 4 { // "a"+"1", "n"+"5"
+		t.Errorf("Size() = %d, want 4", v.Size())
+	}
+	e := midstream.EntryOf("s", "1-0", map[string]any{"a": "1"})
+	if e.Stream != "s" || e.ID != "1-0" || e.Fields["a"] != "1" {
+		t.Errorf("EntryOf = %+v", e)
+	}
+}

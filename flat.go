@@ -291,6 +291,11 @@ func FormatFloat(f float64, bits int) string {
 
 // Decode sets the fields of *v named by the entry's fields.
 func (c *FlatCodec[T]) Decode(fields map[string]string, v *T) error {
+	return c.DecodeFrom(Fields(fields), v)
+}
+
+// DecodeFrom is Decode reading the fields from src.
+func (c *FlatCodec[T]) DecodeFrom(src FieldSource, v *T) error {
 	rv := reflect.ValueOf(v).Elem()
 	if c.ptr {
 		if rv.IsNil() {
@@ -300,7 +305,7 @@ func (c *FlatCodec[T]) Decode(fields map[string]string, v *T) error {
 	}
 	for i := range c.fields {
 		f := &c.fields[i]
-		s, ok := fields[f.name]
+		s, ok := src.Lookup(f.name)
 		if !ok {
 			if f.required {
 				return &DecodeError{Type: c.typ.String(), Field: f.name, Err: ErrMissingField}

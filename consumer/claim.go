@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/deadletter"
 )
 
@@ -176,10 +177,7 @@ func (c *Consumer) expire(ctx context.Context, id, owner string, deliveries int6
 		}
 		return r, true // deleted meanwhile, or unreadable: a later claim deals with it
 	}
-	fields := make(map[string]string, len(msgs[0].Values))
-	for k, v := range msgs[0].Values {
-		fields[k], _ = v.(string)
-	}
+	fields := midstream.Values(msgs[0].Values).Map()
 	minIdle := c.retryIdle(deliveries)
 	if owner == c.cfg.name {
 		minIdle = 0

@@ -191,6 +191,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Debug("consumer started")
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
+	stopScheduler := c.runScheduler(runCtx)
+	defer stopScheduler()
 	c.faults.start(stopRun)
 
 	// hardCtx is what handlers see: cancelled only when the grace period of

@@ -15,11 +15,14 @@ import (
 // dispatcher runs handlers on a fixed set of workers.
 //
 // A read or a claim hands over a whole batch at once; the workers that pick
-// it up take its messages one at a time through a shared cursor. A worker
-// that takes a message while others remain offers the batch to one more
-// worker, so slow handlers still run concurrently, message by message, while
-// fast ones drain a batch with a channel operation or two rather than one
-// per message.
+// it up take its messages one at a time through a shared cursor. While
+// handlers are slow (their average time above spreadAbove), a worker that
+// takes a message while others remain offers the batch to one more worker,
+// so handlers run concurrently, message by message. While they are fast, a
+// worker drains the batch alone: waking another worker would cost more
+// than the handler. A message that then stalls the batch for longer than
+// stallAfter has its batch offered by the worker's stall timer, so the
+// messages behind it wait at most that long for a worker.
 type dispatcher struct {
 	c      *Consumer
 	ctx    context.Context // handlers' ctx
@@ -34,7 +37,21 @@ type dispatcher struct {
 	// running[i] is the message worker i is handling.
 	running   []atomic.Pointer[Message]
 	abandoned atomic.Bool
+	// handleNs is the moving average of handler durations (nanoseconds),
+	// including acknowledgement queueing.
+	handleNs atomic.Int64
 }
+
+const (
+	// spreadAbove is the average handler time above which batches are
+	// spread over workers message by message: about what waking a worker
+	// costs.
+	spreadAbove = 20 * time.Microsecond
+	// stallAfter is how long a worker draining a batch alone may spend on
+	// one message before the rest of the batch is offered to another
+	// worker.
+	stallAfter = 2 * time.Millisecond
+)
 
 // batch is what one read or claim returned, shared by the workers that take
 // from it. The ledger maps each held entry to its batch.
@@ -68,6 +85,7 @@ func newDispatcher(c *Consumer, ctx context.Context, l *ledger, acks *acker, mv 
 		done:    make(chan struct{}),
 		running: make([]atomic.Pointer[Message], c.cfg.concurrency),
 	}
+	d.handleNs.Store(int64(spreadAbove)) // spread until handlers prove fast
 	for i := range c.cfg.concurrency {
 		d.wg.Add(1)
 		go d.worker(i)
@@ -95,32 +113,82 @@ func (d *dispatcher) stop() { close(d.quit) }
 // abandon makes workers skip the messages they have not started.
 func (d *dispatcher) abandon() { d.abandoned.Store(true) }
 
+// solo is what a worker's stall timer looks at: the batch the worker
+// drains alone, and when it started its message.
+type solo struct {
+	batch   atomic.Pointer[batch]
+	started atomic.Int64 // time.Since(epoch) in nanoseconds
+	epoch   time.Time
+	timer   *time.Timer
+}
+
 func (d *dispatcher) worker(i int) {
 	defer d.wg.Done()
+	w := &solo{epoch: time.Now()}
+	w.timer = time.AfterFunc(time.Hour, func() { d.stalled(w) })
+	w.timer.Stop()
+	defer w.timer.Stop()
 	for {
 		select {
 		case b := <-d.work:
-			d.run(b, &d.running[i])
+			d.run(b, &d.running[i], w)
 		case <-d.quit:
 			return
 		}
 	}
 }
 
+// stalled runs when w's timer fires: it offers w's batch if its message has
+// run for stallAfter, or waits for the rest of that time.
+func (d *dispatcher) stalled(w *solo) {
+	b := w.batch.Load()
+	if b == nil {
+		return
+	}
+	if left := stallAfter - (time.Since(w.epoch) - time.Duration(w.started.Load())); left > 0 {
+		w.timer.Reset(left)
+		return
+	}
+	d.offer(b)
+}
+
+// offer offers b, unless it is drained or already offered, to one more
+// worker.
+func (d *dispatcher) offer(b *batch) {
+	if b.next.Load() >= int64(len(b.msgs)) || !b.offered.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case d.work <- b: // one more worker may join
+	default:
+		b.offered.Store(false)
+	}
+}
+
 // run handles messages of b until none is left to take, publishing the one
-// in hand in slot.
-func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message]) {
+// in hand in slot. While it drains b alone, w's timer watches for a stall.
+func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message], w *solo) {
 	b.offered.Store(false)
+	defer func() {
+		if w.batch.Load() != nil {
+			w.batch.Store(nil)
+			w.timer.Stop()
+		}
+	}()
 	for {
 		i := int(b.next.Add(1)) - 1
 		if i >= len(b.msgs) {
 			return
 		}
-		if i+1 < len(b.msgs) && b.offered.CompareAndSwap(false, true) {
-			select {
-			case d.work <- b: // one more worker may join
-			default:
-				b.offered.Store(false)
+		if i+1 < len(b.msgs) {
+			if time.Duration(d.handleNs.Load()) >= spreadAbove {
+				d.offer(b)
+			} else {
+				w.started.Store(int64(time.Since(w.epoch)))
+				if w.batch.Load() == nil {
+					w.batch.Store(b)
+					w.timer.Reset(stallAfter)
+				}
 			}
 		}
 		m := &b.msgs[i]
@@ -133,11 +201,19 @@ func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message]) {
 			d.ledger.release(m.ID)
 		default:
 			slot.Store(m)
+			start := time.Since(w.epoch)
 			d.handle(m)
+			d.timed(time.Since(w.epoch) - start)
 			slot.Store(nil)
 		}
 		d.ledger.finished()
 	}
+}
+
+// timed adds a handler's duration to the moving average (weight 1/8).
+func (d *dispatcher) timed(took time.Duration) {
+	old := d.handleNs.Load()
+	d.handleNs.Store(old + (int64(took)-old)/8) // a lost update among workers only blurs it
 }
 
 // inFlight is the number of handlers running.
@@ -156,7 +232,7 @@ func (d *dispatcher) handle(m *Message) {
 	mctx, obs := c.obs.begin(d.ctx, m) // carries m's span, if tracing
 	defer c.obs.end(&obs)
 	if m.oversized {
-		reason := fmt.Sprintf("%v: %d bytes > limit %d", midstream.ErrTooLarge, entrySize(m.Fields), c.cfg.maxEntrySize)
+		reason := fmt.Sprintf("%v: %d bytes > limit %d", midstream.ErrTooLarge, m.size(), c.cfg.maxEntrySize)
 		c.obs.rejected(&obs, errors.New(reason))
 		d.deadLetter(mctx, m, reason)
 		return
@@ -223,7 +299,7 @@ func (d *dispatcher) handle(m *Message) {
 func (d *dispatcher) deadLetter(parent context.Context, m *Message, reason string) {
 	c := d.c
 	r := deadletter.MoveRequest{
-		ID: m.ID, Fields: m.Fields, Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,
+		ID: m.ID, Fields: m.Fields(), Group: c.group, Consumer: c.cfg.name, Deliveries: m.Deliveries, Reason: reason,
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), flushTimeout)
 	defer cancel()

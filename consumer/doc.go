@@ -5,7 +5,7 @@
 //
 //	c, err := consumer.New(rdb, "activity", "billing",
 //		consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-//			return process(ctx, m.ID, m.Fields)
+//			return process(ctx, m.ID, m.Field("order"))
 //		}))
 //	if err != nil {
 //		return err // a bad argument or option: errors.Is(err, midstream.ErrInvalidOption)

@@ -96,7 +96,7 @@ func ExampleMiddleware() {
 		},
 	}))
 	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		if m.Fields["userId"] == "" {
+		if m.Field("userId") == "" {
 			return errors.New("no user")
 		}
 		return nil
@@ -105,8 +105,8 @@ func ExampleMiddleware() {
 	// With a Consumer: consumer.New(rdb, stream, group, h, consumer.WithMiddleware(logging(log))).
 	wrapped := consumer.Chain(h, logging(log))
 	ctx := context.Background()
-	_ = wrapped.Handle(ctx, &consumer.Message{Entry: midstream.Entry{ID: "1-0", Fields: map[string]string{"userId": "123"}}})
-	_ = wrapped.Handle(ctx, &consumer.Message{Entry: midstream.Entry{ID: "2-0", Fields: map[string]string{}}})
+	_ = wrapped.Handle(ctx, consumer.NewMessage(midstream.Entry{ID: "1-0", Fields: map[string]string{"userId": "123"}}))
+	_ = wrapped.Handle(ctx, consumer.NewMessage(midstream.Entry{ID: "2-0", Fields: map[string]string{}}))
 	// Output:
 	// level=INFO msg=handled id=1-0 error=<nil>
 	// level=WARN msg=handled id=2-0 error="no user"

@@ -4,15 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"runtime/debug"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/midstream-go/midstream"
 )
 
-// Message is one delivered entry, as a Handler sees it.
+// Message is one delivered entry, as a Handler sees it. Its fields are read
+// in place from the reply go-redis parsed: Field and Lookup cost no copy;
+// Fields and Entry build a map when a handler asks for one.
 type Message struct {
-	midstream.Entry // Stream, ID and Fields
+	Stream string // the stream's key
+	ID     string // the entry ID, "<ms>-<seq>"
 
 	// Group and Consumer name who it was delivered to.
 	Group, Consumer string
@@ -22,9 +29,111 @@ type Message struct {
 	// asked.
 	Deliveries int64
 
+	values    midstream.Values // the fields as go-redis read them, or nil
+	fields    midstream.Fields // the fields of a NewMessage
 	c         *Consumer
 	oversized bool  // larger than the consumer's maximum entry size
 	gone      int32 // atomic: 1 once lease extension found the entry no longer this consumer's
+}
+
+// NewMessage returns a Message of e, delivered once, for calling a Handler
+// or Middleware outside a consumer (in tests, for one). Set Group, Consumer
+// and Deliveries as needed; ExtendLease on it returns ErrNotOwner.
+func NewMessage(e midstream.Entry) *Message {
+	fields := e.Fields
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	return &Message{Stream: e.Stream, ID: e.ID, Deliveries: 1, fields: fields}
+}
+
+// Lookup returns the value of the field name (reserved ones included) and
+// whether the entry has it.
+func (m *Message) Lookup(name string) (string, bool) {
+	if m.values != nil {
+		return m.values.Lookup(name)
+	}
+	return m.fields.Lookup(name)
+}
+
+// Field returns the value of the field name, or "" if the entry has none.
+func (m *Message) Field(name string) string {
+	v, _ := m.Lookup(name)
+	return v
+}
+
+// Len returns the number of fields, reserved ones included.
+func (m *Message) Len() int {
+	if m.values != nil {
+		return len(m.values)
+	}
+	return len(m.fields)
+}
+
+// All iterates over the fields, reserved ones included, in no set order.
+func (m *Message) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		if m.values != nil {
+			for k, v := range m.values {
+				s, _ := v.(string)
+				if !yield(k, s) {
+					return
+				}
+			}
+			return
+		}
+		for k, v := range m.fields {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// Fields returns a new map of every field, reserved ones included. Each
+// call copies: read single fields with Field or Lookup instead.
+func (m *Message) Fields() map[string]string {
+	if m.values != nil {
+		return m.values.Map()
+	}
+	return maps.Clone(map[string]string(m.fields))
+}
+
+// Entry returns the message as a midstream.Entry (its Fields a new map).
+func (m *Message) Entry() midstream.Entry {
+	return midstream.Entry{Stream: m.Stream, ID: m.ID, Fields: m.Fields()}
+}
+
+// Header returns the value of the user header name (stored in the field
+// "header:"+name), and whether it is present.
+func (m *Message) Header(name string) (string, bool) {
+	return m.Lookup(midstream.HeaderPrefix + name)
+}
+
+// Headers returns the entry's user headers by name, or nil if it has none.
+func (m *Message) Headers() map[string]string {
+	var h map[string]string
+	for k, v := range m.All() {
+		if name, ok := strings.CutPrefix(k, midstream.HeaderPrefix); ok {
+			if h == nil {
+				h = make(map[string]string)
+			}
+			h[name] = v
+		}
+	}
+	return h
+}
+
+// size is what the producer's size limit counts.
+func (m *Message) size() int {
+	if m.values != nil {
+		return m.values.Size()
+	}
+	n := 0
+	for k, v := range m.fields {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func (m *Message) isGone() bool { return atomic.LoadInt32(&m.gone) == 1 }
@@ -121,9 +230,29 @@ func TypedCodec[T any](c midstream.Codec[T], fn func(ctx context.Context, v T, m
 	if c == nil || fn == nil {
 		return brokenHandler{fmt.Errorf("%w: TypedCodec needs a codec and a function", midstream.ErrInvalidOption)}
 	}
+	if sd, ok := c.(midstream.SourceDecoder[T]); ok {
+		// Decoded straight from the reply into a pooled T, which fn gets
+		// a copy of: a zeroed T holds nothing of the previous message.
+		var pool sync.Pool
+		return HandlerFunc(func(ctx context.Context, m *Message) error {
+			p, _ := pool.Get().(*T)
+			if p == nil {
+				p = new(T)
+			}
+			err := sd.DecodeFrom(m, p)
+			v := *p
+			var zero T
+			*p = zero
+			pool.Put(p)
+			if err != nil {
+				return err
+			}
+			return fn(ctx, v, m)
+		})
+	}
 	return HandlerFunc(func(ctx context.Context, m *Message) error {
 		var v T
-		if err := c.Decode(m.Fields, &v); err != nil {
+		if err := c.Decode(m.Fields(), &v); err != nil {
 			return err
 		}
 		return fn(ctx, v, m)

@@ -25,12 +25,9 @@ import (
 type ctxKey struct{}
 
 func message(id string, fields map[string]string) *consumer.Message {
-	return &consumer.Message{
-		Entry:      midstream.Entry{Stream: "jobs", ID: id, Fields: fields},
-		Group:      "workers",
-		Consumer:   "worker-1",
-		Deliveries: 1,
-	}
+	m := consumer.NewMessage(midstream.Entry{Stream: "jobs", ID: id, Fields: fields})
+	m.Group, m.Consumer = "workers", "worker-1"
+	return m
 }
 
 func TestHandlerFunc(t *testing.T) {
@@ -342,7 +339,7 @@ func TestRunRecoversPanic(t *testing.T) {
 		mu.Lock()
 		seen[m.ID] = m
 		mu.Unlock()
-		if m.Fields["n"] == "1" {
+		if m.Field("n") == "1" {
 			panic("boom")
 		}
 		return nil
@@ -378,7 +375,7 @@ func TestRunRecoversPanic(t *testing.T) {
 			t.Errorf("entry %s not handled", id)
 			continue
 		}
-		if m.Stream != "jobs" || m.Group != "workers" || m.Consumer != "worker-1" || m.Deliveries != 1 || m.Fields["n"] != strconv.Itoa(i) {
+		if m.Stream != "jobs" || m.Group != "workers" || m.Consumer != "worker-1" || m.Deliveries != 1 || m.Field("n") != strconv.Itoa(i) {
 			t.Errorf("message %+v", m)
 		}
 	}

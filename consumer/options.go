@@ -112,6 +112,7 @@ type config struct {
 	otel            telemetry.Providers
 	syncAck         bool
 	onAck           func(ids []string)
+	noScheduler     bool // WithoutScheduler
 	errs            []error
 }
 

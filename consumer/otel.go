@@ -213,7 +213,7 @@ type processing struct {
 func (o *observer) begin(ctx context.Context, m *Message) (context.Context, processing) {
 	var p processing
 	if o.tracer.On() {
-		ctx = telemetry.Extract(ctx, o.prop, m.Fields)
+		ctx = telemetry.Extract(ctx, o.prop, carrier{m})
 		// Attributes are set once the span is known to record: a span the
 		// sampler drops (the producer's choice, with a parent-based
 		// sampler) then costs a third as much.
@@ -340,4 +340,17 @@ func (c *Consumer) observeRun(d *dispatcher) (stop func()) {
 			}
 		}
 	}
+}
+
+// carrier reads a message's trace context in place.
+type carrier struct{ m *Message }
+
+func (c carrier) Get(key string) string { return c.m.Field(key) }
+func (c carrier) Set(string, string)    {}
+func (c carrier) Keys() []string {
+	keys := make([]string, 0, c.m.Len())
+	for k := range c.m.All() {
+		keys = append(keys, k)
+	}
+	return keys
 }

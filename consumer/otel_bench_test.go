@@ -39,8 +39,8 @@ func BenchmarkObserveMessage(b *testing.B) {
 			if tc.name == "traces-unsampled-parent" {
 				tp = tp[:len(tp)-2] + "00"
 			}
-			m := &Message{Entry: midstream.Entry{Stream: "s", ID: "1700000000000-0", Fields: map[string]string{
-				"data": "x", midstream.FieldTraceparent: tp}}, Deliveries: 1}
+			m := &Message{Stream: "s", ID: "1700000000000-0", values: midstream.Values{
+				"data": "x", midstream.FieldTraceparent: tp}, Deliveries: 1}
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

@@ -20,9 +20,9 @@ func TestObserveOffAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Message{Entry: midstream.Entry{Stream: "s", ID: "1700000000000-0", Fields: map[string]string{
+	m := &Message{Stream: "s", ID: "1700000000000-0", values: midstream.Values{
 		"data": "x", midstream.FieldTraceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-	}}, Deliveries: 1}
+	}, Deliveries: 1}
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(1000, func() {
 		mctx, p := c.obs.begin(ctx, m)

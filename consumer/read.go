@@ -125,36 +125,24 @@ func (c *Consumer) noteRead(id string) {
 	}
 }
 
-// messages converts go-redis entries. Deliveries come from counts, or are 1
-// (first delivery) for entries counts does not hold.
+// messages converts go-redis entries, their fields read in place.
+// Deliveries come from counts, or are 1 (first delivery) for entries counts
+// does not hold.
 func (c *Consumer) messages(xs []redis.XMessage, counts map[string]int64) []Message {
 	out := make([]Message, len(xs))
 	for i := range xs {
 		x := &xs[i]
-		fields := make(map[string]string, len(x.Values))
-		for k, v := range x.Values {
-			s, _ := v.(string)
-			fields[k] = s
+		m := &out[i]
+		m.Stream, m.ID, m.Group, m.Consumer = c.stream, x.ID, c.group, c.cfg.name
+		m.Deliveries = max(counts[x.ID], 1)
+		m.values = x.Values
+		if m.values == nil {
+			m.values = midstream.Values{}
 		}
-		out[i] = Message{
-			Entry:      midstream.Entry{Stream: c.stream, ID: x.ID, Fields: fields},
-			Group:      c.group,
-			Consumer:   c.cfg.name,
-			Deliveries: max(counts[x.ID], 1),
-			c:          c,
-			oversized:  entrySize(fields) > c.cfg.maxEntrySize,
-		}
+		m.c = c
+		m.oversized = m.values.Size() > c.cfg.maxEntrySize
 	}
 	return out
-}
-
-// entrySize is the size the producer's limit counts: field names and values.
-func entrySize(fields map[string]string) int {
-	n := 0
-	for k, v := range fields {
-		n += len(k) + len(v)
-	}
-	return n
 }
 
 // readStarted records that a read starts; readDone that its entries, if

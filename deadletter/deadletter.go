@@ -240,19 +240,8 @@ func ParseEntry(dlqKey string, m redis.XMessage) Entry {
 	return e
 }
 
-// fieldString returns a field value as a string: go-redis gives strings, but
-// an XMessage built by hand may hold anything.
-func fieldString(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case nil:
-		return ""
-	case []byte:
-		return string(v)
-	}
-	return fmt.Sprint(v)
-}
+// fieldString returns a field value as a string.
+var fieldString = midstream.ValueString
 
 // normID parses an entry ID and returns it as "<ms>-<seq>", so that "5"
 // means 5-0 in every command (XRANGE would read "5" as the whole millisecond).

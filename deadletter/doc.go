@@ -8,7 +8,7 @@
 //	}
 //	// In a consumer, for an entry that failed for good:
 //	moved, err := q.Move(ctx, deadletter.MoveRequest{
-//		ID: msg.ID, Fields: msg.Fields, Group: "billing", Consumer: "worker-1",
+//		ID: msg.ID, Fields: msg.Fields(), Group: "billing", Consumer: "worker-1",
 //		Deliveries: 5, Reason: err.Error(),
 //	})
 //	// Later, by an operator:

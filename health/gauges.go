@@ -33,9 +33,14 @@ import (
 //   - midstream.group.pending.oldest_age: seconds since the oldest pending
 //     entry was added (0 when nothing is pending).
 //   - midstream.group.consumers: consumers in the group.
+//   - midstream.delay.size: entries waiting in the stream's delay set.
+//   - midstream.delay.overdue_age: seconds since the earliest due entry of
+//     the delay set fell due (0 when none is due): how late movers are.
 type Gauges struct {
 	length, dlq, lag, pending, consumers metric.Int64ObservableGauge
 	oldestAge                            metric.Float64ObservableGauge
+	delaySize                            metric.Int64ObservableGauge
+	delayOverdue                         metric.Float64ObservableGauge
 	meter                                metric.Meter
 }
 
@@ -45,7 +50,7 @@ type Gauges struct {
 func NewGauges(mp metric.MeterProvider) (*Gauges, error) {
 	m := telemetry.Meter(mp)
 	g := &Gauges{meter: m}
-	var errs [6]error
+	var errs [8]error
 	g.length, errs[0] = m.Int64ObservableGauge(telemetry.MetricStreamLength, metric.WithUnit("{message}"),
 		metric.WithDescription("Entries in the stream (XLEN)."))
 	g.dlq, errs[1] = m.Int64ObservableGauge(telemetry.MetricDeadLetter, metric.WithUnit("{message}"),
@@ -58,6 +63,10 @@ func NewGauges(mp metric.MeterProvider) (*Gauges, error) {
 		metric.WithDescription("Age of the group's oldest pending entry, by its ID's time."))
 	g.consumers, errs[5] = m.Int64ObservableGauge(telemetry.MetricGroupConsumers, metric.WithUnit("{consumer}"),
 		metric.WithDescription("Consumers in the group."))
+	g.delaySize, errs[6] = m.Int64ObservableGauge(telemetry.MetricDelaySize, metric.WithUnit("{message}"),
+		metric.WithDescription("Entries waiting in the stream's delay set."))
+	g.delayOverdue, errs[7] = m.Float64ObservableGauge(telemetry.MetricDelayOverdue, metric.WithUnit("s"),
+		metric.WithDescription("Time since the delay set's earliest due entry fell due; 0 when none is due."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -89,7 +98,8 @@ func (g *Gauges) Register(client redis.UniversalClient, stream string, opts ...O
 	}
 	w := &watch{g: g, client: client, stream: stream, cfg: cfg,
 		streamAttrs: telemetry.StreamAttrs(stream, ""), groupAttrs: map[string]metric.ObserveOption{}}
-	return g.meter.RegisterCallback(w.observe, g.length, g.dlq, g.lag, g.pending, g.oldestAge, g.consumers)
+	return g.meter.RegisterCallback(w.observe, g.length, g.dlq, g.lag, g.pending, g.oldestAge, g.consumers,
+		g.delaySize, g.delayOverdue)
 }
 
 // snapshotTimeout bounds the Redis work of one collection.
@@ -136,6 +146,8 @@ func (w *watch) observe(ctx context.Context, o metric.Observer) error {
 	g := w.g
 	o.ObserveInt64(g.length, h.Length, w.streamAttrs)
 	o.ObserveInt64(g.dlq, h.DeadLetter.Length, w.streamAttrs)
+	o.ObserveInt64(g.delaySize, h.Delayed.Size, w.streamAttrs)
+	o.ObserveFloat64(g.delayOverdue, h.Delayed.OldestOverdueAge.Seconds(), w.streamAttrs)
 	for _, gh := range h.Groups {
 		attrs, ok := w.groupAttrs[gh.Name]
 		if !ok {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/deadletter"
+	"github.com/midstream-go/midstream/internal/delay"
 )
 
 // StreamHealth is a snapshot of one stream, its consumer groups and its
@@ -24,11 +25,18 @@ type StreamHealth struct {
 	// LastID is the ID of the last entry ever added (last-generated-id):
 	// still reported after that entry was deleted or trimmed.
 	LastID string
+	// EntriesAdded is the number of entries ever added to the stream
+	// (XINFO STREAM's entries-added, Redis 7.0 and later; 0 before). Its
+	// growth over time is the stream's write rate.
+	EntriesAdded int64
 	// Groups are the stream's consumer groups, in the order Redis lists
 	// them (only those WithGroups selects).
 	Groups []GroupHealth
 	// DeadLetter is the stream's dead-letter stream.
 	DeadLetter DeadLetterHealth
+	// Delayed is the stream's delay set (producer.PublishIn and
+	// PublishAt).
+	Delayed DelayedHealth
 	// Time is when the snapshot was taken, by the local clock.
 	Time time.Time
 }
@@ -70,6 +78,13 @@ type GroupHealth struct {
 	OldestPendingDeliveries int64
 	// LastDeliveredID is the ID of the last entry delivered to the group.
 	LastDeliveredID string
+	// EntriesRead is the number of the stream's entries the group has
+	// read (XINFO GROUPS' entries-read, Redis 7.0 and later), when
+	// EntriesReadKnown: its growth over time is the group's delivery
+	// rate. Redis cannot always tell (see Lag).
+	EntriesRead int64
+	// EntriesReadKnown reports whether Redis reported EntriesRead.
+	EntriesReadKnown bool
 	// Lag is the number of entries in the stream not yet delivered to the
 	// group, when LagKnown. Redis (7.0 and later) cannot tell it after
 	// entries between the group's position and the end of the stream were
@@ -88,6 +103,27 @@ type ConsumerHealth struct {
 	Pending int64
 	// Idle is how long ago the consumer last interacted with the group.
 	Idle time.Duration
+	// Inactive is how long ago the consumer last read or claimed an entry
+	// successfully (XINFO CONSUMERS' inactive, Redis 7.2 and later: 0
+	// before); negative when it never did.
+	Inactive time.Duration
+}
+
+// DelayedHealth is the state of a stream's delay set: entries published to
+// become visible later, waiting for a mover (a consumer's Run or a
+// producer.Scheduler). Snapshot reports it with the stream, so not while
+// the stream does not exist yet (ErrNoStream).
+type DelayedHealth struct {
+	// Key is the delay set's key (a sorted set beside the stream).
+	Key string
+	// Size is the number of entries waiting, due or not.
+	Size int64
+	// Overdue is the number of entries already due, by the local clock.
+	// More than a few for long means no mover runs, or movers fall behind.
+	Overdue int64
+	// OldestOverdueAge is how long ago the earliest due entry fell due, by
+	// the local clock; zero when none is due.
+	OldestOverdueAge time.Duration
 }
 
 // DeadLetterHealth is the state of a stream's dead-letter stream.
@@ -200,10 +236,12 @@ func newConfig(client redis.UniversalClient, stream string, opts []Option) (conf
 
 // Snapshot returns the health of stream: its length and last ID, each
 // group's consumers, pending entries, oldest pending entry, position and lag,
-// and the dead-letter stream's length. It needs no OpenTelemetry.
+// the dead-letter stream's length, and the size of the delay set with its
+// overdue entries. It needs no OpenTelemetry.
 //
 // The work is O(groups + consumers), never O(stream): XINFO STREAM, XINFO
-// GROUPS and XLEN of the dead-letter stream in one pipeline, then, per group,
+// GROUPS, XLEN of the dead-letter stream and ZCARD, ZCOUNT and ZRANGE 0 0
+// of the delay set in one pipeline, then, per group,
 // XPENDING for its oldest entry and XINFO CONSUMERS in a second one. The
 // values are read at slightly different moments, so under load they may not
 // add up exactly.
@@ -227,6 +265,11 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 	groups.SetFirstKeyPos(2)
 	_ = pipe.Process(ctx, groups)
 	dlq := pipe.XLen(ctx, cfg.dlqKey)
+	h.Delayed.Key = delay.KeysOf(stream).Set
+	nowMs := strconv.FormatInt(h.Time.UnixMilli(), 10)
+	delayed := pipe.ZCard(ctx, h.Delayed.Key)
+	overdue := pipe.ZCount(ctx, h.Delayed.Key, "-inf", nowMs)
+	first := pipe.ZRangeWithScores(ctx, h.Delayed.Key, 0, 0)
 	_, _ = pipe.Exec(ctx)
 	if err := info.Err(); err != nil {
 		if isNoSuchKey(err) {
@@ -236,10 +279,18 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 	}
 	h.Length = info.Val().Length
 	h.LastID = info.Val().LastGeneratedID
+	h.EntriesAdded = info.Val().EntriesAdded
 	if err := dlq.Err(); err != nil {
 		return h, fmt.Errorf("health: XLEN %q: %w", cfg.dlqKey, err)
 	}
 	h.DeadLetter.Length = dlq.Val()
+	if err := errors.Join(delayed.Err(), overdue.Err(), first.Err()); err != nil {
+		return h, fmt.Errorf("health: delay set %q: %w", h.Delayed.Key, err)
+	}
+	h.Delayed.Size, h.Delayed.Overdue = delayed.Val(), overdue.Val()
+	if z := first.Val(); len(z) > 0 && h.Delayed.Overdue > 0 {
+		h.Delayed.OldestOverdueAge = max(h.Time.Sub(time.UnixMilli(int64(z[0].Score))), 0)
+	}
 	raw, err := groups.Result()
 	if err != nil {
 		return h, fmt.Errorf("health: XINFO GROUPS %q: %w", stream, err)
@@ -295,7 +346,7 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 			}
 			g.Consumers = make([]ConsumerHealth, 0, len(cs))
 			for _, c := range cs {
-				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle, Inactive: c.Inactive})
 			}
 		}
 	}
@@ -322,6 +373,11 @@ func parseGroup(r any) (GroupHealth, error) {
 			if v != nil {
 				g.Lag, err = num(v)
 				g.LagKnown = err == nil
+			}
+		case "entries-read":
+			if v != nil {
+				g.EntriesRead, err = num(v)
+				g.EntriesReadKnown = err == nil
 			}
 		}
 		return err

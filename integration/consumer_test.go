@@ -424,7 +424,7 @@ func TestConsumerRecoversFromNoGroup(t *testing.T) {
 	stream, group := srv.Key("nogroup"), "g"
 	l := newLedger()
 	c := newConsumer(t, srv.Client, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		l.record(m.Fields["n"])
+		l.record(m.Field("n"))
 		return nil
 	}))
 	stop := runConsumer(t, c)
@@ -582,7 +582,7 @@ func TestConsumerRecoversLostReply(t *testing.T) {
 
 	l := newLedger()
 	c := newConsumer(t, viaProxy, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		l.record(m.Fields["n"])
+		l.record(m.Field("n"))
 		return nil
 	}), consumer.WithBlock(time.Second))
 	stop := runConsumer(t, c)

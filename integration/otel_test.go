@@ -148,7 +148,7 @@ func TestOtelTraceCrossesRedis(t *testing.T) {
 		mu.Lock()
 		handlerSpans[m.ID] = trace.SpanContextFromContext(ctx)
 		mu.Unlock()
-		switch m.Fields["kind"] {
+		switch m.Field("kind") {
 		case "poison":
 			return consumer.Permanent(errors.New("poison"))
 		case "flaky":
@@ -309,7 +309,7 @@ func TestOtelMetricsCounters(t *testing.T) {
 
 	doomedFailed := make(chan struct{})
 	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		switch m.Fields["kind"] {
+		switch m.Field("kind") {
 		case "flaky":
 			if m.Deliveries == 1 {
 				return errors.New("flaky")

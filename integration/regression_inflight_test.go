@@ -95,7 +95,7 @@ func TestFailedReadDoesNotRedeliverInFlight(t *testing.T) {
 	l := newConcLedger()
 	c := newConsumer(t, via, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
 		l.enter(m)
-		if m.Fields["n"] != "0" {
+		if m.Field("n") != "0" {
 			time.Sleep(1500 * time.Millisecond)
 		}
 		l.exit(m.ID)

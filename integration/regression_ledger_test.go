@@ -432,7 +432,7 @@ func TestLedgerLostReplyRecovered(t *testing.T) {
 			t.Cleanup(func() { _ = via.Close() })
 			calls := newCallLog()
 			c := newConsumer(t, via, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-				calls.begin(m.Fields["n"])()
+				calls.begin(m.Field("n"))()
 				return nil
 			}), consumer.WithBlock(time.Second), consumer.WithMinIdle(time.Minute))
 			stop := runConsumer(t, c)
@@ -665,7 +665,7 @@ func TestLedgerFailingTenPercentSustained(t *testing.T) {
 	var handled sync.Map // good entry ID -> calls
 	var handledCount, failedCalls atomic.Int64
 	c := newConsumer(t, srv.Client, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		n, err := strconv.Atoi(m.Fields["n"])
+		n, err := strconv.Atoi(m.Field("n"))
 		if err != nil {
 			return consumer.Permanent(err)
 		}

@@ -56,7 +56,7 @@ func TestFailingMoveDoesNotHoldUpAcks(t *testing.T) {
 	rdb := srv.NewClient()
 	rdb.AddHook(hook)
 	c := newConsumer(t, rdb, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		if m.Fields["n"] == "bad" {
+		if m.Field("n") == "bad" {
 			return consumer.Permanent(errors.New("bad"))
 		}
 		return nil

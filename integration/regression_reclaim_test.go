@@ -44,7 +44,7 @@ func TestReclaimReachesEntriesBehindBackoff(t *testing.T) {
 	}
 	var handledVictim atomic.Bool
 	c := newConsumer(t, srv.Client, stream, group, consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
-		if m.Fields["n"] == "victim" {
+		if m.Field("n") == "victim" {
 			handledVictim.Store(true)
 		}
 		return nil

@@ -585,7 +585,7 @@ func TestTrimmerNeverLosesUnreadWork(t *testing.T) {
 	}
 	c := newConsumer(t, rdb, stream, "slow", consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
 		time.Sleep(200 * time.Microsecond)
-		if n, _ := strconv.Atoi(m.Fields["n"]); n%37 == 0 && m.Deliveries == 1 {
+		if n, _ := strconv.Atoi(m.Field("n")); n%37 == 0 && m.Deliveries == 1 {
 			slowFailed.Add(1)
 			return errors.New("transient failure")
 		}

@@ -97,7 +97,7 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 	if err := h.rdb.HIncrBy(ctx, callsKey(h.ledger), m.ID, 1).Err(); err != nil {
 		return err
 	}
-	if m.Fields["poison"] == "1" {
+	if m.Field("poison") == "1" {
 		h.logCall(ctx, m.ID, start, callFailed)
 		return errPoison
 	}

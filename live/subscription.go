@@ -271,7 +271,7 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 				continue
 			}
 			last = id
-			page = append(page, entry(s.stream, m))
+			page = append(page, midstream.EntryOf(s.stream, m.ID, m.Values))
 		}
 		if s.cfg.filter != nil && len(page) > 0 {
 			if page, err = s.cfg.filter(ctx, page); err != nil {
@@ -351,18 +351,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// entry converts a go-redis message into a midstream.Entry.
-func entry(stream string, m redis.XMessage) midstream.Entry {
-	f := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		switch v := v.(type) {
-		case string:
-			f[k] = v
-		default:
-			f[k] = fmt.Sprint(v)
-		}
-	}
-	return midstream.Entry{Stream: stream, ID: m.ID, Fields: f}
 }

@@ -25,11 +25,34 @@
 //
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
-// WithHeaders and WithoutCoalescing. Per call: ID and Header. New checks
+// WithHeaders, WithoutCoalescing, WithIdempotencyKeyFunc,
+// WithIdempotencyWindow and WithIdempotentAttempts. Per call: ID, Header and
+// IdempotencyKey. New checks
 // them by the rule of every midstream package: a zero value (WithTrim of
 // the zero Trim, WithMaxEntrySize(0)) means the default; a negative one,
 // one above its Max… bound (MaxEntrySize) and a nil codec, function or
 // provider fail with an error wrapping midstream.ErrInvalidOption.
+//
+// # Idempotent, delayed and scheduled entries
+//
+// With an idempotency key (IdempotencyKey per call, WithIdempotencyKeyFunc
+// for every call) an entry is added once per key within a window
+// (WithIdempotencyWindow, default DefaultIdempotencyWindow): a repeat
+// returns the first entry's ID, and Publish retries on its own when an
+// attempt's outcome is unknown, so the caller gets exactly one entry.
+//
+//	id, err := p.Publish(ctx, order, producer.IdempotencyKey(order.ID))
+//
+// PublishIn and PublishAt keep an entry in a delay set beside the stream
+// until it is due by the server's clock; a mover (every consumer.Run of the
+// stream by default, or a Scheduler) then appends it to the stream, each
+// entry exactly once. Cancel drops an entry that still waits.
+//
+//	sid, err := p.PublishIn(ctx, reminder, 24*time.Hour)
+//	_, err = p.Cancel(ctx, sid)
+//
+// Trim on add by MaxAge takes its cutoff from the server's clock (TIME,
+// sampled once a second), never the local one.
 //
 // # Tracing and metrics
 //

@@ -34,6 +34,9 @@ type config struct {
 	headers      map[string]string
 	noCoalesce   bool
 	otel         telemetry.Providers
+	idemFunc     any // func(T) string
+	idemWindow   time.Duration
+	idemAttempts int
 	errs         []error // problems found while applying options
 }
 
@@ -94,8 +97,12 @@ type Trim struct {
 	// MinID drops entries with IDs below this one (MINID).
 	MinID string
 	// MaxAge drops entries older than this, by their ID's time, computing
-	// MINID from the clock at each add. At least a millisecond (entry IDs
-	// count milliseconds).
+	// MINID at each add from the Redis server's clock: its TIME, asked at
+	// most once a second (a script on the stream's node) and carried
+	// forward on the local monotonic clock in between, so a local wall
+	// clock that is off changes nothing. At least a millisecond (entry IDs
+	// count milliseconds). A Publish fails when the server's clock cannot
+	// be read and no reading younger than a minute is at hand.
 	MaxAge time.Duration
 	// Approx trims only whole internal nodes ("~"): the stream may keep a
 	// few more entries than the bound, for much less work per add.
@@ -202,6 +209,7 @@ type PublishOption func(*publishConfig)
 
 type publishConfig struct {
 	id      string
+	idemKey string
 	headers []string // name, value pairs, names already prefixed
 	err     error
 }

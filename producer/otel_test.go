@@ -95,3 +95,38 @@ func TestTraceContextInEntry(t *testing.T) {
 		t.Errorf("without a propagator the entry holds %v", msgs[0].Values)
 	}
 }
+
+// TestTraceContextInDelayedEntry checks that a delayed entry carries the
+// trace context of its publish span through the move.
+func TestTraceContextInDelayedEntry(t *testing.T) {
+	ctx := context.Background()
+	rdb, _ := newClient(t)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	p, err := producer.New[map[string]string](rdb, "s", producer.WithTracerProvider(tp), producer.WithPropagator(propagation.TraceContext{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PublishIn(ctx, map[string]string{"a": "1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	s, err := producer.NewScheduler(rdb, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved, _, err := s.MoveDue(ctx); err != nil || moved != 1 {
+		t.Fatalf("MoveDue: %d, %v", moved, err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	e := rdb.XRange(ctx, "s", "-", "+").Val()
+	if len(e) != 1 {
+		t.Fatalf("%d entries, want 1", len(e))
+	}
+	tp0, _ := e[0].Values[midstream.FieldTraceparent].(string)
+	if want := spans[0].SpanContext().TraceID().String(); len(tp0) < 36 || tp0[3:35] != want {
+		t.Fatalf("traceparent %q, want trace %s", tp0, want)
+	}
+}

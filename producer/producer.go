@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -24,12 +24,16 @@ type Producer[T any] struct {
 	stream     string
 	codec      midstream.Codec[T]
 	idFunc     func(T) string
+	idemFunc   func(T) string
 	noMkStream bool
 	trim       *Trim
 	maxSize    int
 	headers    []string   // static header pairs, names prefixed, sorted by name
 	coalesce   *coalescer // nil when coalescing is off
 	obs        *observer
+	pairs      sync.Pool    // *[]string buffers the codec encodes into
+	clock      *serverClock // nil unless trimming by MaxAge
+	idem       idempotency
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -43,7 +47,7 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 	if err := midstream.CheckStream(stream); err != nil {
 		return nil, err
 	}
-	cfg := config{maxEntrySize: DefaultMaxEntrySize}
+	cfg := config{maxEntrySize: DefaultMaxEntrySize, idemWindow: DefaultIdempotencyWindow, idemAttempts: DefaultIdempotentAttempts}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
@@ -64,6 +68,10 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 	if !cfg.noCoalesce {
 		p.coalesce = &coalescer{client: client}
 	}
+	if p.trim != nil && p.trim.MaxAge > 0 {
+		p.clock = newServerClock(client, stream)
+	}
+	p.idem = idempotency{window: cfg.idemWindow, attempts: cfg.idemAttempts}
 	switch c := cfg.codec.(type) {
 	case nil:
 		dc, err := midstream.DefaultCodec[T]()
@@ -82,6 +90,13 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 		p.idFunc = fn
 	default:
 		return nil, fmt.Errorf("%w: ID func %T does not take %s", midstream.ErrInvalidOption, fn, typeName[T]())
+	}
+	switch fn := cfg.idemFunc.(type) {
+	case nil:
+	case func(T) string:
+		p.idemFunc = fn
+	default:
+		return nil, fmt.Errorf("%w: idempotency key func %T does not take %s", midstream.ErrInvalidOption, fn, typeName[T]())
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.headers)) {
 		p.headers = append(p.headers, midstream.HeaderPrefix+name, cfg.headers[name])
@@ -108,11 +123,22 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // is on its way, Publish waits for the reply. A caller's successive calls
 // reach Redis in order.
 //
-// Publish does not retry beyond the client's own retries. After a
-// connection error, a closed node client or a redirection (what a failover
-// looks like), a cluster client is told to reload its view of the cluster
-// before Publish returns, so that the caller's retry goes to the node that
-// holds the stream now.
+// With an idempotency key (IdempotencyKey, or WithIdempotencyKeyFunc) the
+// entry is added by one script that also remembers the key and the entry's
+// ID for the idempotency window (WithIdempotencyWindow), atomically: a
+// repeat within the window returns the first entry's ID and adds nothing.
+// Publish then retries on its own, up to WithIdempotentAttempts times, when
+// an attempt's outcome is unknown (the connection ended or timed out after
+// the command was sent, a redirection, a server loading or busy): the
+// caller gets exactly one entry and its ID. If the attempts run out or ctx
+// ends first, the error says nothing about whether the entry was added;
+// calling Publish again with the same key within the window tells.
+//
+// Without a key, Publish does not retry beyond the client's own retries.
+// After a connection error, a closed node client or a redirection (what a
+// failover looks like), a cluster client is told to reload its view of the
+// cluster before Publish returns, so that the caller's retry goes to the
+// node that holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
 	var pc publishConfig
 	for _, o := range opts {
@@ -127,9 +153,15 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	if pc.id == "" && p.idFunc != nil {
 		pc.id = p.idFunc(v)
 	}
+	if pc.idemKey == "" && p.idemFunc != nil {
+		pc.idemKey = p.idemFunc(v)
+	}
 	ctx, span := p.obs.start(ctx, 0)
 	defer func() { p.obs.endOne(span, id, err) }()
 	pc.headers = p.obs.inject(ctx, span, pc.headers)
+	if pc.idemKey != "" {
+		return p.publishIdempotent(ctx, v, pc)
+	}
 	cmd, err := p.command(ctx, v, pc.id, pc.headers)
 	if err != nil {
 		return "", p.wrap(err)
@@ -147,12 +179,36 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	return p.result(ctx, cmd)
 }
 
+// publishIdempotent is Publish with an idempotency key.
+func (p *Producer[T]) publishIdempotent(ctx context.Context, v T, pc publishConfig) (string, error) {
+	c, err := p.newIdemCall(ctx, v, pc.id, pc.idemKey, pc.headers)
+	if err != nil {
+		return "", p.wrap(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", p.wrap(err)
+	}
+	send := func(cmds []*redis.StringCmd) {
+		for _, cmd := range cmds {
+			p.sendOne(ctx, cmd)
+		}
+	}
+	send([]*redis.StringCmd{p.idemCmd(ctx, c)})
+	p.retryIdempotent(ctx, []*idemCall{c}, send)
+	return p.result(ctx, c.cmd)
+}
+
 // PublishBatch appends vs in order in one pipeline and returns their IDs,
 // ids[i] for vs[i]. When it returns an error, it is a *BatchError holding
 // the error of each entry (nil for those added), and ids[i] is "" for the
 // others. If any value fails to encode or is too large, or ctx is already
 // done, nothing is sent: the invalid values carry their own errors and the
 // rest ErrNotSent. Otherwise each entry succeeds or fails on its own.
+//
+// Entries that have an idempotency key (WithIdempotencyKeyFunc) are added
+// as Publish adds them, each with its own key, and those whose outcome is
+// unknown are sent again in a pipeline of their own: such an entry may
+// then land after later entries of the batch.
 func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, err error) {
 	if len(vs) == 0 {
 		return nil, nil
@@ -162,13 +218,26 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	traceFields := p.obs.inject(ctx, span, nil)
 	cmds := make([]*redis.StringCmd, len(vs))
 	errs := make([]error, len(vs))
+	var keyed []*idemCall
+	calls := make([]*idemCall, len(vs)) // the keyed entries' calls
 	invalid := -1
 	for i, v := range vs {
 		id := ""
 		if p.idFunc != nil {
 			id = p.idFunc(v)
 		}
-		cmd, err := p.command(ctx, v, id, traceFields)
+		var cmd *redis.StringCmd
+		var err error
+		if key := p.idemKey(v); key != "" {
+			var c *idemCall
+			if c, err = p.newIdemCall(ctx, v, id, key, traceFields); err == nil {
+				cmd = p.idemCmd(ctx, c)
+				keyed = append(keyed, c)
+				calls[i] = c
+			}
+		} else {
+			cmd, err = p.command(ctx, v, id, traceFields)
+		}
 		if err != nil {
 			errs[i] = p.wrap(err)
 			if invalid < 0 {
@@ -197,6 +266,20 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 		_ = pipe.Process(ctx, cmd)
 	}
 	_, _ = pipe.Exec(ctx)
+	if len(keyed) > 0 {
+		p.retryIdempotent(ctx, keyed, func(retry []*redis.StringCmd) {
+			pipe := p.client.Pipeline()
+			for _, cmd := range retry {
+				_ = pipe.Process(ctx, cmd)
+			}
+			_, _ = pipe.Exec(ctx)
+		})
+		for i, c := range calls {
+			if c != nil {
+				cmds[i] = c.cmd
+			}
+		}
+	}
 	ids = make([]string, len(vs))
 	failed := false
 	for i, cmd := range cmds {
@@ -209,6 +292,15 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	return ids, nil
 }
 
+// idemKey returns v's idempotency key from the producer's key function, ""
+// for none.
+func (p *Producer[T]) idemKey(v T) string {
+	if p.idemFunc == nil {
+		return ""
+	}
+	return p.idemFunc(v)
+}
+
 // ErrNotSent marks the entries of a batch that were not sent because another
 // entry of it was invalid.
 var ErrNotSent = errors.New("producer: not sent")
@@ -216,39 +308,45 @@ var ErrNotSent = errors.New("producer: not sent")
 // command encodes v into an XADD command, checking everything that can be
 // checked before sending.
 func (p *Producer[T]) command(ctx context.Context, v T, id string, extra []string) (*redis.StringCmd, error) {
+	args, err := p.xaddArgs(ctx, v, id, extra)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewStringCmd(ctx, args...), nil
+}
+
+// xaddArgs encodes v into the arguments of an XADD command, checking
+// everything that can be checked before sending.
+func (p *Producer[T]) xaddArgs(ctx context.Context, v T, id string, extra []string) ([]any, error) {
 	if id == "" {
 		id = "*"
 	} else if err := checkExplicitID(id); err != nil {
 		return nil, err
 	}
-	pairs, err := p.codec.Encode(make([]string, 0, 8), v)
+	// The codec encodes into a pooled buffer: its strings are copied into
+	// the command's arguments below, and the buffer goes back.
+	buf, _ := p.pairs.Get().(*[]string)
+	if buf == nil {
+		buf = new([]string)
+	}
+	defer func() {
+		clear((*buf)[:cap(*buf)]) // the strings are the command's now
+		p.pairs.Put(buf)
+	}()
+	pairs, headers, err := p.fields((*buf)[:0], v, extra)
+	*buf = pairs[:0]
 	if err != nil {
 		return nil, err
 	}
-	size := 0
-	for i := 0; i < len(pairs); i += 2 {
-		if midstream.IsReserved(pairs[i]) {
-			return nil, &midstream.EncodeError{Type: typeName[T](), Field: pairs[i], Err: fmt.Errorf("%w: %q", midstream.ErrReservedField, pairs[i])}
-		}
-		size += len(pairs[i]) + len(pairs[i+1])
-	}
-	if len(pairs) == 0 {
-		return nil, &midstream.EncodeError{Type: typeName[T](), Err: midstream.ErrEmptyEntry}
-	}
-	headers := mergeHeaders(p.headers, extra)
-	for _, s := range headers {
-		size += len(s)
-	}
-	if size > p.maxSize {
-		return nil, fmt.Errorf("%w: %d bytes > limit %d", midstream.ErrTooLarge, size, p.maxSize)
-	}
-
 	args := make([]any, 0, 10+len(pairs)+len(headers))
 	args = append(args, "XADD", p.stream)
 	if p.noMkStream {
 		args = append(args, "NOMKSTREAM")
 	}
-	args = p.appendTrim(args)
+	args, err = p.appendTrim(ctx, args)
+	if err != nil {
+		return nil, err
+	}
 	args = append(args, id)
 	for _, s := range pairs {
 		args = append(args, s)
@@ -256,7 +354,34 @@ func (p *Producer[T]) command(ctx context.Context, v T, id string, extra []strin
 	for _, s := range headers {
 		args = append(args, s)
 	}
-	return redis.NewStringCmd(ctx, args...), nil
+	return args, nil
+}
+
+// fields encodes v (appending to buf) and merges the headers, checking
+// reserved names, the entry's size and that it has fields.
+func (p *Producer[T]) fields(buf []string, v T, extra []string) (pairs, headers []string, err error) {
+	pairs, err = p.codec.Encode(buf, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	size := 0
+	for i := 0; i < len(pairs); i += 2 {
+		if midstream.IsReserved(pairs[i]) {
+			return nil, nil, &midstream.EncodeError{Type: typeName[T](), Field: pairs[i], Err: fmt.Errorf("%w: %q", midstream.ErrReservedField, pairs[i])}
+		}
+		size += len(pairs[i]) + len(pairs[i+1])
+	}
+	if len(pairs) == 0 {
+		return nil, nil, &midstream.EncodeError{Type: typeName[T](), Err: midstream.ErrEmptyEntry}
+	}
+	headers = mergeHeaders(p.headers, extra)
+	for _, s := range headers {
+		size += len(s)
+	}
+	if size > p.maxSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes > limit %d", midstream.ErrTooLarge, size, p.maxSize)
+	}
+	return pairs, headers, nil
 }
 
 // mergeHeaders returns the static headers overridden and extended by the
@@ -281,10 +406,12 @@ func mergeHeaders(static, call []string) []string {
 	return append(out, call...)
 }
 
-func (p *Producer[T]) appendTrim(args []any) []any {
+// appendTrim appends the trim-on-add arguments. A MaxAge cutoff comes from
+// the server's clock (see serverClock).
+func (p *Producer[T]) appendTrim(ctx context.Context, args []any) ([]any, error) {
 	t := p.trim
 	if t == nil {
-		return args
+		return args, nil
 	}
 	op := "="
 	if t.Approx {
@@ -296,12 +423,16 @@ func (p *Producer[T]) appendTrim(args []any) []any {
 	case t.MinID != "":
 		args = append(args, "MINID", op, t.MinID)
 	default:
-		args = append(args, "MINID", op, midstream.IDFromTime(time.Now().Add(-t.MaxAge)).String())
+		now, err := p.clock.now(ctx)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "MINID", op, midstream.IDFromTime(now.Add(-t.MaxAge)).String())
 	}
 	if t.Limit > 0 {
 		args = append(args, "LIMIT", strconv.FormatInt(t.Limit, 10))
 	}
-	return args
+	return args, nil
 }
 
 // result turns an executed XADD into an ID or a wrapped error. On a

@@ -1,16 +1,26 @@
-// Command midstream-bench measures midstream against raw go-redis baselines
-// doing the same work, in the same process, against one Redis server, and
-// prints rates and the ratio midstream/raw for each pair.
+// Command midstream-bench measures midstream against the strongest loops a
+// competent engineer writes by hand with go-redis, doing the same work in the
+// same process against one Redis server, and prints for each pair the rates,
+// the ratio midstream/hand-written, and the client's CPU time and heap
+// allocations per entry.
 //
 //	go run ./cmd/midstream-bench                 # spawns its own redis-server
 //	go run ./cmd/midstream-bench -addr host:port # or REDIS_URL=redis://…
+//	go run ./cmd/midstream-bench -json new.json  # also write the rows as JSON
+//	go run ./cmd/midstream-bench -compare old.json new.json
+//	go run ./cmd/midstream-bench -only consume -profile 'consume 1' -cpuprofile cpu.out -memprofile mem.out
 //
 // The server is spawned without persistence (like a cache-tier Redis) on a
-// free loopback port; entries are ~100-byte JSON events in one field.
+// free loopback port; entries are six flat fields of about 100 bytes, as
+// midstream's default codec for structs writes them. Consume and end-to-end
+// rows run two handlers: one reading the fields in place (a raw HandlerFunc
+// against a loop reading go-redis's reply) and a typed one (consumer.Typed
+// against a loop decoding the same struct by hand).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -24,7 +34,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/midstream-go/midstream/internal/bench"
+	"github.com/midstream-go/midstream/cmd/midstream-bench/bench"
 	"github.com/midstream-go/midstream/internal/redisserver"
 	"github.com/midstream-go/midstream/producer"
 )
@@ -36,18 +46,35 @@ func main() {
 	seqN := flag.Int("seq", 30_000, "entries per sequential (one-at-a-time) publish run")
 	rounds := flag.Int("rounds", 3, "runs of each measurement; the median is reported")
 	flowDur := flag.Duration("flow", 3*time.Second, "duration of each end-to-end run")
-	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability", "sections to run")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	only := flag.String("only", "consume,reclaim,publish,latency,sustained,observability,idempotent,delayed", "sections to run")
+	jsonOut := flag.String("json", "", "also write every row to this file as JSON")
+	profileRow := flag.String("profile", "", "profile midstream's side of the first run of the first row whose name contains this")
+	cpuProfile := flag.String("cpuprofile", "", "with -profile: write the CPU profile to this file")
+	memProfile := flag.String("memprofile", "", "with -profile: write the allocation profile to this file")
+	compare := flag.Bool("compare", false, "compare two JSON files of rows (arguments: old new) instead of measuring")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
+	if *compare {
+		if flag.NArg() != 2 {
+			log.Fatal("-compare takes two files: old.json new.json")
+		}
+		if err := compareFiles(os.Stdout, flag.Arg(0), flag.Arg(1)); err != nil {
 			log.Fatal(err)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
+		return
+	}
+	if *rounds < 1 || *rounds > 100 {
+		log.Fatal("-rounds must be between 1 and 100")
+	}
+	for _, n := range []int{*consumeN, *publishN, *seqN} {
+		if n < 1 || n > 100_000_000 {
+			log.Fatal("-consume, -publish and -seq must be between 1 and 100,000,000")
 		}
-		defer pprof.StopCPUProfile()
+	}
+	if *flowDur < 100*time.Millisecond || *flowDur > time.Hour {
+		log.Fatal("-flow must be between 100ms and 1h")
+	}
+	if (*cpuProfile != "" || *memProfile != "") && *profileRow == "" {
+		log.Fatal("-cpuprofile and -memprofile need -profile ROW")
 	}
 
 	ctx := context.Background()
@@ -59,7 +86,7 @@ func main() {
 	info := rdb.Info(ctx, "server").Val()
 	fmt.Printf("midstream-bench: %s, %d CPUs, %s; Redis %s (%s)\n", runtime.Version(), runtime.NumCPU(), cpuModel(), field(info, "redis_version"), where)
 
-	b := &runner{ctx: ctx, rdb: rdb, rounds: *rounds}
+	b := &runner{ctx: ctx, rdb: rdb, rounds: *rounds, profileRow: *profileRow, cpuProfile: *cpuProfile, memProfile: *memProfile}
 	sections := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		sections[strings.TrimSpace(s)] = true
@@ -82,6 +109,17 @@ func main() {
 	if sections["observability"] {
 		b.observability(*consumeN, *seqN, *publishN)
 	}
+	if sections["idempotent"] {
+		b.idempotent(*seqN, *publishN)
+	}
+	if sections["delayed"] {
+		b.delayed(*flowDur)
+	}
+	if *jsonOut != "" {
+		if err := writeRows(*jsonOut, b.rows); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 type runner struct {
@@ -89,6 +127,10 @@ type runner struct {
 	rdb    *redis.Client
 	rounds int
 	seq    int
+	rows   []Row
+
+	profileRow, cpuProfile, memProfile string
+	profiled                           bool
 }
 
 func (b *runner) key(name string) string {
@@ -96,52 +138,131 @@ func (b *runner) key(name string) string {
 	return fmt.Sprintf("bench:%s:%d:%d", name, time.Now().UnixNano(), b.seq)
 }
 
-// compare runs raw and ms alternately, rounds times each, and returns the
-// median rate of each: alternating spreads the machine's noise over both.
-func (b *runner) compare(raw, ms func() (bench.Result, error)) (float64, float64) {
-	var rawRates, msRates []float64
-	run := func(fn func() (bench.Result, error), into *[]float64) {
-		r, err := fn()
+// Row is one line of the bench's output, as -json writes it.
+type Row struct {
+	Section string `json:"section"`
+	Name    string `json:"name"`
+	// Rates in entries per second (medians); for end-to-end rows, the
+	// rate achieved.
+	Raw       float64 `json:"raw_per_sec"`
+	Midstream float64 `json:"midstream_per_sec"`
+	Ratio     float64 `json:"ratio"`
+	// Client CPU time and heap allocations per entry (medians).
+	RawCPUNs        float64 `json:"raw_cpu_ns_per_entry"`
+	MidstreamCPUNs  float64 `json:"midstream_cpu_ns_per_entry"`
+	RawAllocs       float64 `json:"raw_allocs_per_entry,omitempty"`
+	MidstreamAllocs float64 `json:"midstream_allocs_per_entry,omitempty"`
+	RawP50Ms        float64 `json:"raw_p50_ms,omitempty"`
+	RawP99Ms        float64 `json:"raw_p99_ms,omitempty"`
+	MidstreamP50Ms  float64 `json:"midstream_p50_ms,omitempty"`
+	MidstreamP99Ms  float64 `json:"midstream_p99_ms,omitempty"`
+}
+
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
+}
+
+// compare runs raw and ms alternately, rounds times each, each on a stream
+// prepare returns (a new key if prepare is nil), and records the row of
+// their medians.
+func (b *runner) compare(section, name string, prepare func() string, raw, ms func(stream string) (bench.Result, error)) Row {
+	if prepare == nil {
+		prepare = func() string { return b.key(section) }
+	}
+	var rr, mr [3][]float64 // rate, CPU per entry, allocations per entry
+	stop := func() {}
+	run := func(fn func(string) (bench.Result, error), into *[3][]float64, profile bool) {
+		stream := prepare()
+		if profile {
+			stop = b.startProfile(section + " " + name)
+		}
+		r, err := fn(stream)
+		stop()
+		stop = func() {}
 		if err != nil {
 			log.Fatal(err)
 		}
-		*into = append(*into, r.Rate())
+		into[0] = append(into[0], r.Rate())
+		into[1] = append(into[1], float64(r.CPUPerEntry()))
+		into[2] = append(into[2], r.AllocsPerEntry())
 		b.rdb.FlushDB(b.ctx) // each run starts from an empty server
 	}
 	for range b.rounds {
-		run(raw, &rawRates)
-		run(ms, &msRates)
+		run(raw, &rr, false)
+		run(ms, &mr, true)
 	}
-	slices.Sort(rawRates)
-	slices.Sort(msRates)
-	return rawRates[len(rawRates)/2], msRates[len(msRates)/2]
+	row := Row{Section: section, Name: name, Raw: median(rr[0]), Midstream: median(mr[0]),
+		RawCPUNs: median(rr[1]), MidstreamCPUNs: median(mr[1]), RawAllocs: median(rr[2]), MidstreamAllocs: median(mr[2])}
+	row.Ratio = row.Midstream / row.Raw
+	b.rows = append(b.rows, row)
+	fmt.Printf("  %-50s raw %8.0f/s  midstream %8.0f/s  ratio %.2f   CPU/entry %5.2f vs %5.2f µs   allocs/entry %5.1f vs %5.1f\n",
+		name, row.Raw, row.Midstream, row.Ratio, row.RawCPUNs/1e3, row.MidstreamCPUNs/1e3, row.RawAllocs, row.MidstreamAllocs)
+	return row
 }
 
-func pair(name string, raw, ms float64) {
-	fmt.Printf("  %-40s raw %9.0f/s   midstream %9.0f/s   ratio %.2f\n", name, raw, ms, ms/raw)
-}
-
-func (b *runner) consume(n int) {
-	fmt.Printf("\nconsume: drain %d pre-filled entries (~100-byte JSON), no-op handler\n", n)
-	for _, consumers := range []int{1, 4} {
-		prefill := func() string {
-			stream := b.key("consume")
-			if err := bench.Fill(b.ctx, b.rdb, stream, n); err != nil {
+// startProfile starts the CPU profile if row is the first to match
+// -profile, and returns what stops it and writes the allocation profile.
+func (b *runner) startProfile(row string) func() {
+	if b.profileRow == "" || b.profiled || !strings.Contains(row, b.profileRow) {
+		return func() {}
+	}
+	b.profiled = true
+	fmt.Printf("  (profiling midstream's side of %q)\n", row)
+	var cpu *os.File
+	if b.cpuProfile != "" {
+		f, err := os.Create(b.cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		cpu = f
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if b.memProfile != "" {
+			f, err := os.Create(b.memProfile)
+			if err != nil {
 				log.Fatal(err)
 			}
-			return stream
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				log.Fatal(err)
+			}
+			f.Close()
 		}
-		raw, ms := b.compare(func() (bench.Result, error) {
-			return bench.RawConsume(b.ctx, b.rdb, prefill(), "raw", n, consumers)
-		}, func() (bench.Result, error) {
-			return bench.Consume(b.ctx, b.rdb, prefill(), "ms", n, consumers)
-		})
-		pair(fmt.Sprintf("%d consumer(s), XREADGROUP COUNT 100", consumers), raw, ms)
+	}
+}
+
+var handlers = []bench.Handler{bench.ReadFields, bench.Decode}
+
+func (b *runner) consume(n int) {
+	fmt.Printf("\nconsume: drain %d pre-filled entries; hand-written loop: XREADGROUP COUNT 100, one XACK per batch\n", n)
+	prefill := func() string {
+		stream := b.key("consume")
+		if err := bench.Fill(b.ctx, b.rdb, stream, n); err != nil {
+			log.Fatal(err)
+		}
+		return stream
+	}
+	for _, consumers := range []int{1, 4} {
+		for _, h := range handlers {
+			b.compare("consume", fmt.Sprintf("%d consumer(s), %s", consumers, h), prefill, func(stream string) (bench.Result, error) {
+				return bench.RawConsume(b.ctx, b.rdb, stream, "raw", n, consumers, h)
+			}, func(stream string) (bench.Result, error) {
+				return bench.Consume(b.ctx, b.rdb, stream, "ms", n, consumers, h)
+			})
+		}
 	}
 }
 
 func (b *runner) reclaim(n int) {
-	fmt.Printf("\nreclaim: take over %d entries a crashed consumer left pending, one consumer, no-op handler\n", n)
+	fmt.Printf("\nreclaim: take over %d entries a crashed consumer left pending, one consumer, field-reading handler\n", n)
 	orphan := func() string {
 		stream := b.key("reclaim")
 		if err := bench.Orphan(b.ctx, b.rdb, stream, "g", n); err != nil {
@@ -149,12 +270,11 @@ func (b *runner) reclaim(n int) {
 		}
 		return stream
 	}
-	raw, ms := b.compare(func() (bench.Result, error) {
-		return bench.RawReclaim(b.ctx, b.rdb, orphan(), "g", n)
-	}, func() (bench.Result, error) {
-		return bench.Reclaim(b.ctx, b.rdb, orphan(), "g", n)
+	b.compare("reclaim", "XAUTOCLAIM 100 + XACK vs reclaim loop", orphan, func(stream string) (bench.Result, error) {
+		return bench.RawReclaim(b.ctx, b.rdb, stream, "g", n)
+	}, func(stream string) (bench.Result, error) {
+		return bench.Reclaim(b.ctx, b.rdb, stream, "g", n)
 	})
-	pair("XAUTOCLAIM 100 + XACK vs reclaim loop", raw, ms)
 }
 
 func (b *runner) producer(stream string, opts ...producer.Option) *producer.Producer[bench.Event] {
@@ -166,53 +286,124 @@ func (b *runner) producer(stream string, opts ...producer.Option) *producer.Prod
 }
 
 func (b *runner) publish(seqN, n int) {
-	fmt.Printf("\npublish: ~100-byte JSON events\n")
-	raw, ms := b.compare(
-		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), seqN, 1) },
-		func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), seqN, 1) })
-	pair("single XADD vs Publish, 1 goroutine", raw, ms)
-
-	raw, ms = b.compare(
-		func() (bench.Result, error) { return bench.RawPipelined(b.ctx, b.rdb, b.key("pub"), n, 100) },
-		func() (bench.Result, error) { return bench.PublishBatch(b.ctx, b.producer(b.key("pub")), n, 100) })
-	pair("pipelined XADD x100 vs PublishBatch(100)", raw, ms)
-
-	raw, ms = b.compare(
-		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), n, 16) },
-		func() (bench.Result, error) { return bench.Publish(b.ctx, b.producer(b.key("pub")), n, 16) })
-	pair("16 goroutines: XADD vs Publish", raw, ms)
-	raw, off := b.compare(
-		func() (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, b.key("pub"), n, 16) },
-		func() (bench.Result, error) {
-			return bench.Publish(b.ctx, b.producer(b.key("pub"), producer.WithoutCoalescing()), n, 16)
+	fmt.Printf("\npublish: hand-written XADD with the fields encoded by hand vs Producer[Event]\n")
+	b.compare("publish", "single XADD vs Publish, 1 goroutine", nil,
+		func(s string) (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, s, seqN, 1) },
+		func(s string) (bench.Result, error) { return bench.Publish(b.ctx, b.producer(s), seqN, 1) })
+	b.compare("publish", "pipelined XADD x100 vs PublishBatch(100)", nil,
+		func(s string) (bench.Result, error) { return bench.RawPipelined(b.ctx, b.rdb, s, n, 100) },
+		func(s string) (bench.Result, error) { return bench.PublishBatch(b.ctx, b.producer(s), n, 100) })
+	b.compare("publish", "16 goroutines: XADD vs Publish", nil,
+		func(s string) (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, s, n, 16) },
+		func(s string) (bench.Result, error) { return bench.Publish(b.ctx, b.producer(s), n, 16) })
+	b.compare("publish", "16 goroutines: XADD vs Publish, no coalescing", nil,
+		func(s string) (bench.Result, error) { return bench.RawPublish(b.ctx, b.rdb, s, n, 16) },
+		func(s string) (bench.Result, error) {
+			return bench.Publish(b.ctx, b.producer(s, producer.WithoutCoalescing()), n, 16)
 		})
-	pair("16 goroutines: XADD vs Publish, no coalescing", raw, off)
 }
 
-func (b *runner) latency(dur time.Duration) {
-	fmt.Printf("\nend to end: Publish → typed handler (2 consumers), %s per rate\n", dur)
-	for _, rate := range []int{5_000, 20_000} {
-		f, err := bench.Paced(b.ctx, b.rdb, b.key("e2e"), rate, dur, 2)
+// flows runs the hand-written and midstream sides of an end-to-end
+// measurement alternately, rounds times each, and records the row of their
+// medians.
+func (b *runner) flows(section, name string, h bench.Handler, fn func(bench.Side) (bench.Flow, error)) {
+	var rr, mr [5][]float64 // handled rate, CPU per entry, p50, p99, sent rate
+	run := func(side func(stream string) (bench.Side, error), into *[5][]float64) {
+		s, err := side(b.key("e2e"))
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("  offered %6d/s: achieved %7.0f/s   latency p50 %-9s p99 %-9s max %s\n", rate, f.SentRate(),
-			f.Quantile(0.5).Round(time.Microsecond), f.Quantile(0.99).Round(time.Microsecond), f.Quantile(1).Round(time.Microsecond))
+		f, err := fn(s)
+		if err != nil {
+			log.Fatal(err)
+		}
+		into[0] = append(into[0], f.HandledRate())
+		into[1] = append(into[1], float64(f.CPUPerEntry()))
+		into[2] = append(into[2], float64(f.Quantile(0.5))/1e6)
+		into[3] = append(into[3], float64(f.Quantile(0.99))/1e6)
+		into[4] = append(into[4], f.SentRate())
 		b.rdb.FlushDB(b.ctx)
+	}
+	const consumers = 2
+	for range b.rounds {
+		run(func(stream string) (bench.Side, error) { return bench.RawSide(b.rdb, stream, consumers, h), nil }, &rr)
+		run(func(stream string) (bench.Side, error) { return bench.MidstreamSide(b.rdb, stream, consumers, h) }, &mr)
+	}
+	row := Row{Section: section, Name: name, Raw: median(rr[0]), Midstream: median(mr[0]),
+		RawCPUNs: median(rr[1]), MidstreamCPUNs: median(mr[1]),
+		RawP50Ms: median(rr[2]), RawP99Ms: median(rr[3]), MidstreamP50Ms: median(mr[2]), MidstreamP99Ms: median(mr[3])}
+	row.Ratio = row.Midstream / row.Raw
+	b.rows = append(b.rows, row)
+	fmt.Printf("  %-44s handled raw %7.0f/s midstream %7.0f/s (%.2f)  p50 %.3f vs %.3f ms  p99 %.3f vs %.3f ms  CPU/entry %5.2f vs %5.2f µs\n",
+		name, row.Raw, row.Midstream, row.Ratio, row.RawP50Ms, row.MidstreamP50Ms, row.RawP99Ms, row.MidstreamP99Ms,
+		row.RawCPUNs/1e3, row.MidstreamCPUNs/1e3)
+}
+
+func (b *runner) latency(dur time.Duration) {
+	fmt.Printf("\nend to end at a fixed rate: publish → handler, 2 consumers, %s per run; latency from the publish call to the handler call\n", dur)
+	for _, rate := range []int{5_000, 20_000} {
+		for _, h := range handlers {
+			b.flows("latency", fmt.Sprintf("%d/s, %s", rate, h), h, func(s bench.Side) (bench.Flow, error) {
+				return bench.Paced(b.ctx, s, rate, dur)
+			})
+		}
 	}
 }
 
 func (b *runner) sustained(dur time.Duration) {
-	fmt.Printf("\nmaximum sustained end to end: writers publishing flat out, 2 consumers, %s\n", dur)
-	for _, writers := range []int{16, 64, 256} {
-		f, err := bench.Flat(b.ctx, b.rdb, b.key("flat"), writers, 2, dur)
-		if err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("  %2d writers: published %7.0f/s   handled %7.0f/s   backlog at end %d   latency p50 %s p99 %s\n", writers,
-			f.SentRate(), f.HandledRate(), f.Sent-f.Handled, f.Quantile(0.5).Round(time.Microsecond), f.Quantile(0.99).Round(time.Microsecond))
-		b.rdb.FlushDB(b.ctx)
+	fmt.Printf("\nmaximum sustained end to end: writers publishing flat out, 2 consumers with the typed handler, %s per run\n", dur)
+	for _, writers := range []int{16, 64} {
+		b.flows("sustained", fmt.Sprintf("%d writers", writers), bench.Decode, func(s bench.Side) (bench.Flow, error) {
+			return bench.Flat(b.ctx, s, writers, dur)
+		})
 	}
+}
+
+func writeRows(path string, rows []Row) error {
+	data, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func readRows(path string) ([]Row, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rows []Row
+	if err := json.Unmarshal(data, &rows); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rows, nil
+}
+
+// compareFiles prints, for each row of newPath also in oldPath, the ratio
+// midstream/hand-written in each and midstream's CPU per entry in each.
+func compareFiles(w *os.File, oldPath, newPath string) error {
+	older, err := readRows(oldPath)
+	if err != nil {
+		return err
+	}
+	newer, err := readRows(newPath)
+	if err != nil {
+		return err
+	}
+	byName := map[string]Row{}
+	for _, r := range older {
+		byName[r.Section+"/"+r.Name] = r
+	}
+	fmt.Fprintf(w, "%-62s %8s %8s   %s\n", "row", "old", "new", "midstream CPU/entry old → new")
+	for _, r := range newer {
+		o, ok := byName[r.Section+"/"+r.Name]
+		if !ok {
+			fmt.Fprintf(w, "%-62s %8s %8.2f\n", r.Section+": "+r.Name, "-", r.Ratio)
+			continue
+		}
+		fmt.Fprintf(w, "%-62s %8.2f %8.2f   %.2f → %.2f µs\n", r.Section+": "+r.Name, o.Ratio, r.Ratio, o.MidstreamCPUNs/1e3, r.MidstreamCPUNs/1e3)
+	}
+	return nil
 }
 
 func connect(addr string) (*redis.Client, string, func(), error) {

@@ -5,16 +5,16 @@ import (
 	"log"
 	"slices"
 
+	"github.com/midstream-go/midstream/cmd/midstream-bench/bench"
 	"github.com/midstream-go/midstream/consumer"
-	"github.com/midstream-go/midstream/internal/bench"
 	"github.com/midstream-go/midstream/producer"
 )
 
 // variant is one OpenTelemetry set-up measured by the observability section.
 type variant struct {
-	name    string
-	tel     *bench.Telemetry // nil: no options (the global providers, unset here)
-	sampled bool             // the consumed entries' traceparent says sampled
+	name         string
+	tel          *bench.Telemetry // nil: no options (the global providers, unset here)
+	sampledEvery int              // one consumed entry in this many has a sampled traceparent (0: none)
 }
 
 func (v variant) consumerOptions() []consumer.Option {
@@ -40,20 +40,21 @@ func (v variant) producerOptions() []producer.Option {
 // producer writes, so "on" pays for reading it and "off" shows it skipped.
 func (b *runner) observability(consumeN, seqN, publishN int) {
 	fmt.Printf("\nobservability: OpenTelemetry off (no-op providers) vs on (SDK; spans to a batch processor and a discarding exporter, metrics to a manual reader)\n")
-	newVariant := func(name string, tr bench.Sampling, metrics, sampled bool) variant {
-		return variant{name: name, tel: bench.NewTelemetry(tr, metrics), sampled: sampled}
+	newVariant := func(name string, tr bench.Sampling, metrics bool, sampledEvery int) variant {
+		return variant{name: name, tel: bench.NewTelemetry(tr, metrics), sampledEvery: sampledEvery}
 	}
-	off := newVariant("off", bench.NoTracing, false, true)
-	on := newVariant("on: traces (AlwaysSample) + metrics", bench.AlwaysSample, true, true)
+	off := newVariant("off", bench.NoTracing, false, 1)
+	on := newVariant("on: traces (AlwaysSample) + metrics", bench.AlwaysSample, true, 1)
 	variants := []variant{
 		off,
-		{name: "default (no option, no global provider)", sampled: true},
-		newVariant("metrics only", bench.NoTracing, true, true),
-		newVariant("traces only (AlwaysSample)", bench.AlwaysSample, false, true),
+		{name: "default (no option, no global provider)", sampledEvery: 1},
+		newVariant("metrics only", bench.NoTracing, true, 1),
+		newVariant("traces only (AlwaysSample)", bench.AlwaysSample, false, 1),
 		on,
-		newVariant("on, producer sampled the entries out", bench.ParentSampled, true, false),
+		newVariant("on, ParentBased(TraceIDRatio 0.1) + metrics", bench.TenPercent, true, 10),
+		newVariant("on, producer sampled the entries out", bench.ParentSampled, true, 0),
 	}
-	noExport := newVariant("traces recorded, no span processor", bench.SampleNoExport, false, true)
+	noExport := newVariant("traces recorded, no span processor", bench.SampleNoExport, false, 1)
 	variants = append(variants, noExport)
 	defer func() {
 		for _, v := range variants {
@@ -69,32 +70,39 @@ func (b *runner) observability(consumeN, seqN, publishN int) {
 		}
 		rates := b.alternate(vs, func(v variant) (bench.Result, error) {
 			stream := b.key("otel")
-			if err := bench.FillTraced(b.ctx, b.rdb, stream, consumeN, v.sampled); err != nil {
+			if err := bench.FillTraced(b.ctx, b.rdb, stream, consumeN, v.sampledEvery); err != nil {
 				return bench.Result{}, err
 			}
-			return bench.Consume(b.ctx, b.rdb, stream, "ms", consumeN, consumers, v.consumerOptions()...)
+			return bench.Consume(b.ctx, b.rdb, stream, "ms", consumeN, consumers, bench.Decode, v.consumerOptions()...)
 		})
-		fmt.Printf("  consume %d entries, %d consumer(s), no-op handler:\n", consumeN, consumers)
-		for i, v := range vs {
-			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
-		}
+		fmt.Printf("  consume %d entries, %d consumer(s), typed handler:\n", consumeN, consumers)
+		b.vsOff(fmt.Sprintf("consume, %d consumer(s)", consumers), vs, rates)
 	}
 	for _, writers := range []int{1, 16} {
 		n := publishN
 		if writers == 1 {
 			n = seqN
 		}
-		vs := []variant{off, variants[1], variants[2], variants[3], noExport, on}
+		vs := []variant{off, variants[1], variants[2], variants[3], noExport, on, variants[5]}
 		rates := b.alternate(vs, func(v variant) (bench.Result, error) {
 			return bench.Publish(b.ctx, b.producer(b.key("pub"), v.producerOptions()...), n, writers)
 		})
 		fmt.Printf("  Publish %d entries, %d goroutine(s):\n", n, writers)
-		for i, v := range vs {
-			fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
-		}
+		b.vsOff(fmt.Sprintf("Publish, %d goroutine(s)", writers), vs, rates)
 	}
 	if err := on.tel.Collect(b.ctx); err != nil {
 		log.Fatal(err)
+	}
+}
+
+// vsOff prints each variant's rate and its ratio to the first's ("off"),
+// and records them as rows (raw: off, midstream: the variant).
+func (b *runner) vsOff(what string, vs []variant, rates []float64) {
+	for i, v := range vs {
+		fmt.Printf("    %-42s %9.0f/s   vs off %.3f (%+.1f%%)\n", v.name, rates[i], rates[i]/rates[0], (rates[i]/rates[0]-1)*100)
+		if i > 0 {
+			b.rows = append(b.rows, Row{Section: "observability", Name: what + ": " + v.name, Raw: rates[0], Midstream: rates[i], Ratio: rates[i] / rates[0]})
+		}
 	}
 }
 

@@ -23,6 +23,9 @@ type Proxy struct {
 	wg       sync.WaitGroup
 
 	delay              atomic.Int64 // time.Duration replies are held back
+	loseEvery          atomic.Int64 // LoseReplies: lose every n-th reply
+	replies            atomic.Int64 // pieces of reply data seen, for loseEvery
+	lost               atomic.Int64 // pieces of reply data LoseReplies lost
 	toServer, toClient atomic.Int64 // bytes forwarded
 }
 
@@ -65,6 +68,17 @@ func (p *Proxy) LoseNextReply() {
 	p.loseNext = true
 	p.mu.Unlock()
 }
+
+// LoseReplies makes the proxy lose every n-th piece of data the server
+// sends (one read of a connection's replies: one reply, or several of a
+// pipeline) and cut that connection, from now on: the server executed the
+// commands whose replies the client never gets. 0 turns it off.
+func (p *Proxy) LoseReplies(n int) {
+	p.loseEvery.Store(int64(max(n, 0)))
+}
+
+// LostReplies returns how many pieces of reply data LoseReplies has lost.
+func (p *Proxy) LostReplies() int64 { return p.lost.Load() }
 
 // DelayReplies holds back every piece of data the server sends by d from
 // when the proxy receives it (order is kept); 0 turns the delay off for
@@ -186,6 +200,10 @@ func (p *Proxy) pipe(dst, src net.Conn, replies bool) {
 				if p.takeLose() {
 					p.Cut()
 					return
+				}
+				if n := p.loseEvery.Load(); n > 0 && p.replies.Add(1)%n == 0 {
+					p.lost.Add(1)
+					return // this connection only: the deferred forget closes it
 				}
 				b := make([]byte, n)
 				copy(b, buf[:n])

@@ -124,3 +124,17 @@ func Apart(key, name string) string {
 	}
 	return tag.(string) + ":" + name + ":" + key
 }
+
+// SlotPrefix returns a prefix for keys that must live in key's slot
+// whatever follows it: key itself when it has a hash tag, "{"+key+"}" when
+// that hashes alike (key has no tag), else a tag found in key's slot
+// followed by ":"+key (key has no tag and holds a '}').
+func SlotPrefix(key string) string {
+	if _, ok := HashTag(key); ok {
+		return key
+	}
+	if k := "{" + key + "}"; SameSlot(k, key) {
+		return k
+	}
+	return TagInSlot(Slot(key)) + ":" + key
+}

@@ -158,3 +158,18 @@ func TestApart(t *testing.T) {
 		t.Errorf("Apart = %q", got)
 	}
 }
+
+func TestSlotPrefix(t *testing.T) {
+	for _, key := range []string{"orders", "{user1}.orders", "a}b", "{}x", "x{", "ünï", ""} {
+		p := SlotPrefix(key)
+		if !SameSlot(p+":midstream:delay", key) {
+			t.Errorf("SlotPrefix(%q) = %q: not in the key's slot", key, p)
+		}
+	}
+	if got := SlotPrefix("orders"); got != "{orders}" {
+		t.Errorf("SlotPrefix(orders) = %q, want {orders}", got)
+	}
+	if got := SlotPrefix("{u}.s"); got != "{u}.s" {
+		t.Errorf("SlotPrefix({u}.s) = %q, want it unchanged", got)
+	}
+}

@@ -74,6 +74,8 @@ const (
 	MetricOldestAge      = "midstream.group.pending.oldest_age"
 	MetricGroupConsumers = "midstream.group.consumers"
 	MetricDeadLetter     = "midstream.deadletter.depth"
+	MetricDelaySize      = "midstream.delay.size"
+	MetricDelayOverdue   = "midstream.delay.overdue_age"
 )
 
 // SecondsBuckets are the bucket boundaries advised for midstream's duration
@@ -213,11 +215,11 @@ func (c *FieldCarrier) Keys() []string {
 // Extract returns ctx with the trace context of an entry's fields, read with
 // prop. Entries without a traceparent field are not looked at further
 // (nothing is allocated for them).
-func Extract(ctx context.Context, prop propagation.TextMapPropagator, fields map[string]string) context.Context {
-	if _, ok := fields[midstream.FieldTraceparent]; !ok {
+func Extract(ctx context.Context, prop propagation.TextMapPropagator, fields propagation.TextMapCarrier) context.Context {
+	if fields.Get(midstream.FieldTraceparent) == "" {
 		return ctx
 	}
-	return Propagator(prop).Extract(ctx, propagation.MapCarrier(fields))
+	return Propagator(prop).Extract(ctx, fields)
 }
 
 // Providers holds a package's OpenTelemetry options; a nil field means the

@@ -39,6 +39,7 @@ const (
 	AlwaysSample                   // every span recorded and exported
 	ParentSampled                  // ParentBased(never): spans follow the producer's decision
 	SampleNoExport                 // AlwaysSample without a span processor: recorded, never exported
+	TenPercent                     // ParentBased(TraceIDRatioBased(0.1)): a tenth of root spans, children follow
 )
 
 // NewTelemetry returns a set-up with tracing as given and metrics on or
@@ -48,8 +49,11 @@ func NewTelemetry(tracing Sampling, metrics bool) *Telemetry {
 	var stops []func()
 	if tracing != NoTracing {
 		sampler := sdktrace.AlwaysSample()
-		if tracing == ParentSampled {
+		switch tracing {
+		case ParentSampled:
 			sampler = sdktrace.ParentBased(sdktrace.NeverSample())
+		case TenPercent:
+			sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))
 		}
 		opts := []sdktrace.TracerProviderOption{sdktrace.WithSampler(sampler)}
 		if tracing != SampleNoExport {
@@ -104,17 +108,19 @@ func (discard) Shutdown(context.Context) error                             { ret
 
 // FillTraced is Fill with a W3C traceparent field in every entry, as a traced
 // producer writes, so that consuming them exercises trace context
-// extraction. sampled sets the parent's sampled flag: a producer sampling
-// 1% writes it on 1% of its entries.
-func FillTraced(ctx context.Context, rdb redis.UniversalClient, stream string, n int, sampled bool) error {
-	traceparent := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
-	if sampled {
-		traceparent = traceparent[:len(traceparent)-2] + "01"
-	}
+// extraction. One entry in every sampledEvery has the parent's sampled flag
+// set (1: all; 0: none), as a producer sampling that fraction writes.
+func FillTraced(ctx context.Context, rdb redis.UniversalClient, stream string, n int, sampledEvery int) error {
+	const off = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	const on = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	for start := 0; start < n; start += 1000 {
 		pipe := rdb.Pipeline()
 		for i := start; i < min(start+1000, n); i++ {
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: append(rawValues(NewEvent(i)), midstream.FieldTraceparent, traceparent)})
+			traceparent := off
+			if sampledEvery > 0 && i%sampledEvery == 0 {
+				traceparent = on
+			}
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: append(RawValues(NewEvent(i)), midstream.FieldTraceparent, traceparent)})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err

@@ -1,20 +1,21 @@
-package integration
+package bench_test
 
 import (
 	"context"
 	"fmt"
 	"testing"
 
+	"github.com/midstream-go/midstream/cmd/midstream-bench/bench"
 	"github.com/midstream-go/midstream/integration/redistest"
-	"github.com/midstream-go/midstream/internal/bench"
 	"github.com/midstream-go/midstream/producer"
 )
 
-// The benchmarks run each midstream path beside the raw go-redis loop doing
-// the same work, on the same server (package bench). The bench program
-// (go run ./cmd/midstream-bench) runs them longer and prints ratios.
+// The benchmarks run each midstream path beside the hand-written go-redis
+// loop doing the same work, on the same real redis-server (started by
+// redistest; skipped without one). The bench program (go run
+// ./cmd/midstream-bench) runs them longer and prints ratios.
 //
-//	go test -run '^$' -bench . ./integration/
+//	go test -run '^$' -bench . ./cmd/midstream-bench/bench/
 
 func report(b *testing.B, r bench.Result, err error) {
 	b.Helper()
@@ -22,6 +23,8 @@ func report(b *testing.B, r bench.Result, err error) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(r.Rate(), "msgs/s")
+	b.ReportMetric(float64(r.CPUPerEntry().Nanoseconds()), "cpu-ns/msg")
+	b.ReportMetric(r.AllocsPerEntry(), "allocs/msg")
 }
 
 func BenchmarkPublish(b *testing.B) {
@@ -65,24 +68,26 @@ func BenchmarkConsume(b *testing.B) {
 	ctx := context.Background()
 	runs := 0
 	for _, consumers := range []int{1, 4} {
-		for _, side := range []string{"raw", "midstream"} {
-			b.Run(fmt.Sprintf("%s/consumers=%d", side, consumers), func(b *testing.B) {
-				b.StopTimer()
-				runs++
-				stream := srv.Key(fmt.Sprint("consume-", runs))
-				if err := bench.Fill(ctx, srv.Client, stream, b.N); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				var r bench.Result
-				var err error
-				if side == "raw" {
-					r, err = bench.RawConsume(ctx, srv.Client, stream, "g", b.N, consumers)
-				} else {
-					r, err = bench.Consume(ctx, srv.Client, stream, "g", b.N, consumers)
-				}
-				report(b, r, err)
-			})
+		for _, h := range []bench.Handler{bench.ReadFields, bench.Decode} {
+			for _, side := range []string{"raw", "midstream"} {
+				b.Run(fmt.Sprintf("%s/consumers=%d/%s", side, consumers, map[bench.Handler]string{bench.ReadFields: "fields", bench.Decode: "typed"}[h]), func(b *testing.B) {
+					b.StopTimer()
+					runs++
+					stream := srv.Key(fmt.Sprint("consume-", runs))
+					if err := bench.Fill(ctx, srv.Client, stream, b.N); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					var r bench.Result
+					var err error
+					if side == "raw" {
+						r, err = bench.RawConsume(ctx, srv.Client, stream, "g", b.N, consumers, h)
+					} else {
+						r, err = bench.Consume(ctx, srv.Client, stream, "g", b.N, consumers, h)
+					}
+					report(b, r, err)
+				})
+			}
 		}
 	}
 }
