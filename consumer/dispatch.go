@@ -15,14 +15,15 @@ import (
 // dispatcher runs handlers on a fixed set of workers.
 //
 // A read or a claim hands over a whole batch at once; the workers that pick
-// it up take its messages one at a time through a shared cursor. While
-// handlers are slow (their average time above spreadAbove), a worker that
-// takes a message while others remain offers the batch to one more worker,
-// so handlers run concurrently, message by message. While they are fast, a
-// worker drains the batch alone: waking another worker would cost more
-// than the handler. A message that then stalls the batch for longer than
-// stallAfter has its batch offered by the worker's stall timer, so the
-// messages behind it wait at most that long for a worker.
+// it up take its messages one at a time through a shared cursor. While the
+// work left in a batch (the average handler time times the messages left)
+// exceeds spreadWork, a worker that takes a message offers the batch to one
+// more worker, so handlers run concurrently, message by message. Otherwise
+// the worker drains the batch alone: waking another worker would cost more
+// than it saves. If one message then runs for longer than stallAfter, the
+// worker's stall timer offers the rest of the batch to another worker, so
+// a stalled handler holds the messages behind it at most that long (they
+// then wait for a free worker like any other).
 type dispatcher struct {
 	c      *Consumer
 	ctx    context.Context // handlers' ctx
@@ -45,10 +46,11 @@ type dispatcher struct {
 }
 
 const (
-	// spreadAbove is the average handler time above which batches are
-	// spread over workers message by message: about what waking a worker
-	// costs.
-	spreadAbove = 20 * time.Microsecond
+	// spreadWork is the estimated work left in a batch above which it is
+	// spread over workers: well above what waking a worker costs (a few
+	// microseconds), so that only batches with enough work to share wake
+	// one.
+	spreadWork = time.Millisecond
 	// stallAfter is how long a worker draining a batch alone may spend on
 	// one message before the rest of the batch is offered to another
 	// worker.
@@ -87,7 +89,7 @@ func newDispatcher(c *Consumer, ctx context.Context, l *ledger, acks *acker, mv 
 		done:    make(chan struct{}),
 		running: make([]atomic.Pointer[Message], c.cfg.concurrency),
 	}
-	d.handleNs.Store(int64(spreadAbove)) // spread until handlers prove fast
+	d.handleNs.Store(int64(spreadWork)) // spread until handlers prove fast
 	for i := range c.cfg.concurrency {
 		d.wg.Add(1)
 		go d.worker(i)
@@ -183,7 +185,7 @@ func (d *dispatcher) run(b *batch, slot *atomic.Pointer[Message], w *solo) {
 			return
 		}
 		if i+1 < len(b.msgs) {
-			if time.Duration(d.handleNs.Load()) >= spreadAbove {
+			if time.Duration(d.handleNs.Load())*time.Duration(len(b.msgs)-i-1) >= spreadWork {
 				d.offer(b)
 			} else {
 				w.started.Store(int64(time.Since(w.epoch)))

@@ -76,8 +76,7 @@ func (m *Message) All() iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
 		if m.values != nil {
 			for k, v := range m.values {
-				s, _ := v.(string)
-				if !yield(k, s) {
+				if !yield(k, midstream.ValueString(v)) {
 					return
 				}
 			}

@@ -3,8 +3,10 @@ package consumer_test
 import (
 	"context"
 	"maps"
+	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +152,99 @@ func TestStalledMessageDoesNotHoldItsBatch(t *testing.T) {
 	_ = rdb.Close()
 	mr.Close()
 	goleak.VerifyNone(t, leaks)
+}
+
+// TestExactlyOnceUnderModeSwitches: every entry is handled exactly once by
+// a live consumer while handler times cross the spread threshold both ways,
+// stalls and fast runs mixed.
+func TestExactlyOnceUnderModeSwitches(t *testing.T) {
+	mr := miniredis.RunT(t)
+	leaks := goleak.IgnoreCurrent()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	const n = 3000
+	var mu sync.Mutex
+	count := map[string]int{}
+	var total atomic.Int64
+	c, err := consumer.New(rdb, "mix", "g", consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		mu.Lock()
+		count[m.ID]++
+		mu.Unlock()
+		switch r := rand.IntN(100); {
+		case r < 2:
+			time.Sleep(3 * time.Millisecond) // trips the stall timer
+		case r < 10:
+			spin(30 * time.Microsecond)
+		}
+		total.Add(1)
+		return nil
+	}), consumer.WithConcurrency(3), consumer.WithBatchSize(40), consumer.WithStart("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runInBackground(t, c)
+	ids := publish(t, rdb, "mix", n)
+	deadline := time.Now().Add(30 * time.Second)
+	for total.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if count[id] != 1 {
+			t.Errorf("%s handled %d times", id, count[id])
+		}
+	}
+	if p, _ := rdb.XPending(context.Background(), "mix", "g").Result(); p != nil && p.Count != 0 {
+		t.Errorf("%d entries still pending after a clean shutdown", p.Count)
+	}
+	_ = rdb.Close()
+	mr.Close()
+	goleak.VerifyNone(t, leaks)
+}
+
+func spin(d time.Duration) {
+	for s := time.Now(); time.Since(s) < d; {
+	}
+}
+
+// TestTypedPoolHoldsNothingOfThePreviousMessage: the pooled T of TypedCodec
+// holds nothing of an earlier message (JSON with slices and maps, a decode
+// error halfway through).
+func TestTypedPoolHoldsNothingOfThePreviousMessage(t *testing.T) {
+	type T struct {
+		A []int
+		M map[string]int
+		S string
+		P *int
+	}
+	var got []T
+	h := consumer.TypedCodec[T](midstream.JSONCodec[T]{}, func(ctx context.Context, v T, m *consumer.Message) error {
+		got = append(got, v)
+		return nil
+	})
+	ctx := context.Background()
+	for _, s := range []string{
+		`{"A":[1,2,3],"M":{"x":1},"S":"s","P":7}`,
+		`{"A":[9],"M":{"y":2},"S":5}`, // S fails after A and M were set
+		`{}`,
+		`{"A":[4]}`,
+	} {
+		_ = h.Handle(ctx, consumer.NewMessage(midstream.Entry{ID: "1-0", Fields: map[string]string{"data": s}}))
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d values, want 3", len(got))
+	}
+	if got[1].A != nil || got[1].M != nil || got[1].S != "" || got[1].P != nil {
+		t.Errorf("empty entry decoded as %+v: pooled value leaked", got[1])
+	}
+	if len(got[0].A) != 3 || got[0].A[0] != 1 || got[0].M["x"] != 1 || got[0].M["y"] != 0 || *got[0].P != 7 {
+		t.Errorf("first value changed by later decodes: %+v", got[0])
+	}
+	if len(got[2].A) != 1 || got[2].A[0] != 4 {
+		t.Errorf("last value %+v", got[2])
+	}
 }

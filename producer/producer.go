@@ -298,6 +298,10 @@ func (p *Producer[T]) idemKey(v T) string {
 	return p.idemFunc(v)
 }
 
+// pairsCap is the capacity of the pooled buffers codecs encode into: the
+// pairs of an entry of up to eight fields.
+const pairsCap = 16
+
 // ErrNotSent marks the entries of a batch that were not sent because another
 // entry of it was invalid.
 var ErrNotSent = errors.New("producer: not sent")
@@ -321,17 +325,20 @@ func (p *Producer[T]) xaddArgs(ctx context.Context, v T, id string, extra []stri
 		return nil, err
 	}
 	// The codec encodes into a pooled buffer: its strings are copied into
-	// the command's arguments below, and the buffer goes back.
+	// the command's arguments below, and the buffer goes back, unless the
+	// codec returned a slice of its own (or grew it): that one is left alone.
 	buf, _ := p.pairs.Get().(*[]string)
 	if buf == nil {
-		buf = new([]string)
+		b := make([]string, 0, pairsCap)
+		buf = &b
 	}
+	pairs, headers, err := p.fields((*buf)[:0], v, extra)
 	defer func() {
-		clear((*buf)[:cap(*buf)]) // the strings are the command's now
+		if len(pairs) > 0 && &pairs[0] == &(*buf)[:1][0] {
+			clear(pairs) // the strings are the command's now
+		}
 		p.pairs.Put(buf)
 	}()
-	pairs, headers, err := p.fields((*buf)[:0], v, extra)
-	*buf = pairs[:0]
 	if err != nil {
 		return nil, err
 	}
