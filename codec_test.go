@@ -3,8 +3,10 @@ package midstream_test
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,18 +149,73 @@ func TestFlatCodecPointerToStruct(t *testing.T) {
 }
 
 func TestFlatCodecFloatFormat(t *testing.T) {
+	tenth := 0.1 // a variable: constant arithmetic would be exact
 	for _, tc := range []struct {
 		in   float64
 		want string
 	}{
 		{9.99, "9.99"}, {0, "0"}, {1234567, "1234567"}, {-0.5, "-0.5"}, {1e21, "1e+21"},
-		{1e-7, "1e-07"}, {123456789012345680000, "123456789012345680000"}, {math.Inf(1), "+Inf"},
+		{1e-7, "1e-7"}, {123456789012345680000, "123456789012345680000"}, {math.Inf(1), "Infinity"},
+		{math.Inf(-1), "-Infinity"}, {math.Copysign(0, -1), "0"}, {1.5e-7, "1.5e-7"}, {-2.5e+300, "-2.5e+300"},
+		{1e-6, "0.000001"}, {math.Nextafter(1e-6, 0), "9.999999999999997e-7"}, {tenth + 0.2, "0.30000000000000004"},
+		{5e-324, "5e-324"}, {math.MaxFloat64, "1.7976931348623157e+308"}, {1e20, "100000000000000000000"},
 	} {
 		if got := midstream.FormatFloat(tc.in, 64); got != tc.want {
 			t.Errorf("FormatFloat(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 		if back, err := strconv.ParseFloat(midstream.FormatFloat(tc.in, 64), 64); err != nil || back != tc.in {
 			t.Errorf("FormatFloat(%v) does not read back: %v %v", tc.in, back, err)
+		}
+	}
+}
+
+// TestFlatCodecFloatRoundTrip checks, over random bit patterns of both
+// widths, that every float is written in JavaScript's number grammar and
+// decodes to the same value through the codec.
+func TestFlatCodecFloatRoundTrip(t *testing.T) {
+	type nums struct {
+		F64 float64 `redis:"f64"`
+		F32 float32 `redis:"f32"`
+	}
+	c, err := midstream.NewFlatCodec[nums]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := regexp.MustCompile(`^(NaN|-?Infinity|0|-?(0\.\d*[1-9]|[1-9]\d*(\.\d*[1-9])?)|-?[1-9](\.\d*[1-9])?e[+-][1-9]\d*)$`)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 50_000 {
+		in := nums{F64: math.Float64frombits(r.Uint64()), F32: math.Float32frombits(r.Uint32())}
+		if i%4 == 0 { // also plain magnitudes, where the decimal form is used
+			in.F64 = (r.Float64() - 0.5) * math.Pow(10, float64(r.IntN(30)-8))
+		}
+		pairs, err := c.Encode(nil, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields := map[string]string{}
+		for j := 0; j+1 < len(pairs); j += 2 {
+			fields[pairs[j]] = pairs[j+1]
+		}
+		for _, name := range []string{"f64", "f32"} {
+			if !js.MatchString(fields[name]) {
+				t.Fatalf("%s %q is not in JavaScript's number format", name, fields[name])
+			}
+		}
+		var out nums
+		if err := c.Decode(fields, &out); err != nil {
+			t.Fatalf("decode %v: %v", fields, err)
+		}
+		same64 := out.F64 == in.F64 || math.IsNaN(in.F64) && math.IsNaN(out.F64)
+		same32 := out.F32 == in.F32 || in.F32 != in.F32 && out.F32 != out.F32
+		if !same64 || !same32 {
+			t.Fatalf("%v -> %v -> %v", in, fields, out)
+		}
+	}
+	// What JavaScript and redis-cli write decodes too.
+	for s, want := range map[string]float64{"1e-7": 1e-7, "1E+21": 1e21, "Infinity": math.Inf(1), "-Infinity": math.Inf(-1), "inf": math.Inf(1), "-0": 0, ".5": 0.5, "5.": 5} {
+		var out nums
+		if err := c.Decode(map[string]string{"f64": s}, &out); err != nil || out.F64 != want {
+			t.Errorf("decode %q = %v, %v; want %v", s, out.F64, err, want)
 		}
 	}
 }

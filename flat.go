@@ -263,14 +263,30 @@ func (f *flatField) format(v reflect.Value) (string, error) {
 	panic("midstream: unreachable flat kind")
 }
 
-// FormatFloat formats f the way JavaScript prints numbers: plain decimals
-// between 1e-6 and 1e21, exponent form outside, always the shortest text that
-// reads back as f.
+// FormatFloat formats f as JavaScript's String(Number(f)) does: plain
+// decimals for magnitudes from 1e-6 up to 1e21, exponent form outside
+// ("1e-7", "1.5e+21"), always the shortest text that reads back as f (for
+// bits 32, as a float32); "0" for both zeros, "NaN", "Infinity" and
+// "-Infinity". strconv.ParseFloat, and so the flat codec's decoder, reads
+// every one of these back.
 func FormatFloat(f float64, bits int) string {
-	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
+	switch {
+	case f == 0:
+		return "0"
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
 		return strconv.FormatFloat(f, 'f', -1, bits)
 	}
-	return strconv.FormatFloat(f, 'g', -1, bits)
+	s := strconv.FormatFloat(f, 'e', -1, bits) // "1.5e-07": JavaScript drops the exponent's leading zeros
+	i := strings.IndexByte(s, 'e')
+	exp := strings.TrimLeft(s[i+2:], "0")
+	return s[:i+2] + exp
 }
 
 // Decode sets the fields of *v named by the entry's fields.

@@ -34,8 +34,8 @@ type acker struct {
 	mu     sync.Mutex
 	ids    []string
 	spare  []string // the last flushed slice, reused for the next IDs
-	// parked are the IDs of failed entries to hand to RetryOwner.
-	parked []string
+	// parked are the failed entries to hand to RetryOwner.
+	parked []parkedEntry
 	// waiters are closed once the IDs queued with them are confirmed (or
 	// the acker stops): workers of a consumer with synchronous acks wait.
 	waiters []chan struct{}
@@ -66,11 +66,19 @@ func (a *acker) add(id string) {
 	}
 }
 
+// parkedEntry is a failed entry to hand over to RetryOwner, due for its
+// retry after delay.
+type parkedEntry struct {
+	id    string
+	delay time.Duration
+}
+
 // giveBack queues id, whose handler failed, to be handed over to
-// RetryOwner: it leaves the ledger once that is done. After stop it does
-// nothing: the entry stays pending for this consumer.
-func (a *acker) giveBack(id string) {
-	a.queue(func() { a.parked = append(a.parked, id) })
+// RetryOwner and scheduled for a retry after delay: it leaves the ledger
+// once that is done. After stop it does nothing: the entry stays pending
+// for this consumer.
+func (a *acker) giveBack(id string, delay time.Duration) {
+	a.queue(func() { a.parked = append(a.parked, parkedEntry{id, delay}) })
 }
 
 // queue runs add under the lock, unless the acker has stopped, and wakes
@@ -123,7 +131,7 @@ func (a *acker) run() {
 		}
 		// Linger for more IDs unless a batch is already waiting, or a
 		// worker waits for its acknowledgement.
-		if a.queued() < c.cfg.ackBatch && !c.cfg.syncAck {
+		if a.queued() < c.cfg.ackBatch && !c.cfg.syncAck && !a.awaited() {
 			linger.Reset(c.cfg.ackInterval)
 		wait:
 			for a.queued() < c.cfg.ackBatch {
@@ -164,6 +172,13 @@ func (a *acker) poke() {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+// awaited reports whether a worker waits for an acknowledgement (addWait).
+func (a *acker) awaited() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.waiters) > 0
 }
 
 func (a *acker) queued() int {
@@ -257,21 +272,29 @@ func (a *acker) finalFlush() {
 
 // parkScript hands entries still pending for a consumer to another
 // (XCLAIM … JUSTID: the delivery count is unchanged, the idle time
-// restarts). An entry deleted from the stream meanwhile is acknowledged
-// instead (XCLAIM would drop it silently) and its ID returned.
+// restarts) and schedules each for its retry in the retry schedule (see
+// RetryKey), in one step: a crash or a lost reply leaves the entry either
+// still this consumer's or parked and scheduled. An entry deleted from the
+// stream meanwhile is acknowledged instead (XCLAIM would drop it silently)
+// and its ID returned.
 //
-// KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] new owner,
-// ARGV[4..] IDs.
+// KEYS[1] stream, KEYS[2] retry schedule; ARGV[1] group, ARGV[2] consumer,
+// ARGV[3] new owner, ARGV[4..] pairs of ID and delay in milliseconds.
 var parkScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deleted = {}
-for i = 4, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #p > 0 and p[1][2] == ARGV[2] then
-    if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
-      redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-      table.insert(deleted, ARGV[i])
+    if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      table.insert(deleted, id)
     else
-      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'RETRYCOUNT', p[1][4], 'JUSTID')
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id, 'RETRYCOUNT', p[1][4], 'JUSTID')
+      redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 1]), id)
     end
   end
 end
@@ -279,28 +302,30 @@ return deleted
 `)
 
 // flushParked hands the failed entries queued with giveBack to RetryOwner,
-// where they wait out their retry backoff, and lets them go from the
-// ledger.
+// scheduled for their retry, and lets them go from the ledger.
 func (a *acker) flushParked(ctx context.Context) error {
 	a.mu.Lock()
-	ids := a.parked
+	parked := a.parked
 	a.parked = nil
 	a.mu.Unlock()
-	if len(ids) == 0 {
+	if len(parked) == 0 {
 		return nil
 	}
 	c := a.c
-	for i := 0; i < len(ids); i += maxIDsPerExtend {
-		chunk := ids[i:min(i+maxIDsPerExtend, len(ids))]
-		args := make([]any, 0, 3+len(chunk))
+	keys := []string{c.stream, RetryKey(c.stream, c.group)}
+	for i := 0; i < len(parked); i += maxIDsPerExtend {
+		chunk := parked[i:min(i+maxIDsPerExtend, len(parked))]
+		args := make([]any, 0, 3+2*len(chunk))
 		args = append(args, c.group, c.cfg.name, RetryOwner)
-		for _, id := range chunk {
-			args = append(args, id)
+		ids := make([]string, len(chunk))
+		for j, p := range chunk {
+			args = append(args, p.id, p.delay.Milliseconds())
+			ids[j] = p.id
 		}
-		deleted, err := parkScript.Run(ctx, c.client, []string{c.stream}, args...).StringSlice()
+		deleted, err := parkScript.Run(ctx, c.client, keys, args...).StringSlice()
 		if err != nil && classify(err) != classNoGroup {
 			a.mu.Lock()
-			a.parked = append(ids[i:], a.parked...)
+			a.parked = append(parked[i:], a.parked...)
 			a.mu.Unlock()
 			return err
 		}
@@ -309,8 +334,9 @@ func (a *acker) flushParked(ctx context.Context) error {
 			c.stats.acked.Add(1)
 			c.log.Warn("failed entry was deleted or trimmed from the stream; acknowledged it", "id", id)
 		}
-		a.ledger.release(chunk...)
+		a.ledger.release(ids...)
 	}
+	c.wakeRetries()
 	return nil
 }
 

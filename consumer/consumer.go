@@ -47,6 +47,11 @@ type Consumer struct {
 	// reclaimFrom is where the next reclaim pass resumes in the pending
 	// list ("" for its start); only the reclaim loop uses it.
 	reclaimFrom string
+	// retryWake tells the retry loop that entries were scheduled.
+	retryWake chan struct{}
+	// side consumes the entries redriven to the group (see redrive.go);
+	// nil for a side consumer itself.
+	side *Consumer
 }
 
 // New returns a consumer of stream in group, handing each entry to h. The
@@ -87,18 +92,26 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	c := build(client, stream, group, handler, cfg)
+	c.side = newSide(c)
+	return c, nil
+}
+
+// build returns a consumer of checked arguments.
+func build(client redis.UniversalClient, stream, group string, handler Handler, cfg config) *Consumer {
 	c := &Consumer{
-		client:  client,
-		stream:  stream,
-		group:   group,
-		handler: handler,
-		cfg:     cfg,
-		dlq:     cfg.dlq,
+		client:    client,
+		stream:    stream,
+		group:     group,
+		handler:   handler,
+		cfg:       cfg,
+		dlq:       cfg.dlq,
+		retryWake: make(chan struct{}, 1),
 	}
 	c.epoch = time.Now()
 	c.log = cfg.logger.With("stream", stream, "group", group, "consumer", cfg.name)
 	c.initObservability()
-	return c, nil
+	return c
 }
 
 // defaultName returns "<host>-<pid>-<random>".
@@ -132,8 +145,24 @@ type stats struct {
 	handled, failed, acked, deleted, reclaimed, deadLettered, retried statCounter
 }
 
-// Stats returns the consumer's totals so far.
+// Stats returns the consumer's totals so far, entries redriven to its
+// group included.
 func (c *Consumer) Stats() Stats {
+	s := c.ownStats()
+	if c.side != nil {
+		t := c.side.ownStats()
+		s.Handled += t.Handled
+		s.Failed += t.Failed
+		s.Acked += t.Acked
+		s.Deleted += t.Deleted
+		s.Reclaimed += t.Reclaimed
+		s.DeadLettered += t.DeadLettered
+		s.Retried += t.Retried
+	}
+	return s
+}
+
+func (c *Consumer) ownStats() Stats {
 	return Stats{
 		Handled:      c.stats.handled.Load(),
 		Failed:       c.stats.failed.Load(),
@@ -228,13 +257,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	_, err := c.audit(runCtx, d, 0)
 	c.report(runCtx, opAudit, err)
 	pokeAudit := make(chan struct{}, 1)
-	reclaimDone := make(chan struct{})
+	reclaimDone, retryDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(reclaimDone)
 		c.reclaimLoop(runCtx, d, pokeAudit)
 	}()
+	go func() {
+		defer close(retryDone)
+		c.retryLoop(runCtx, d)
+	}()
+	sideDone := c.runSide(runCtx)
 	c.readLoop(runCtx, d, pokeAudit)
 	<-reclaimDone // nothing is submitted after this
+	<-retryDone
 
 	// Shutdown: no more reads; let the workers finish what was read.
 	drained := l.drain()
@@ -269,6 +304,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	c.farewell(fctx)
 	cancel()
+	<-sideDone
 	c.log.Debug("consumer stopped", "handled", c.stats.handled.Load(), "failed", c.stats.failed.Load())
 	if err := context.Cause(runCtx); ctx.Err() == nil && errors.Is(err, midstream.ErrMisconfigured) {
 		c.log.Error("consumer stopped: Redis refuses its work", "error", err)

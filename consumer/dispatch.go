@@ -37,6 +37,8 @@ type dispatcher struct {
 	// running[i] is the message worker i is handling.
 	running   []atomic.Pointer[Message]
 	abandoned atomic.Bool
+	// gate runs reclaimed entries alone (see isolate.go).
+	gate sync.RWMutex
 	// handleNs is the moving average of handler durations (nanoseconds),
 	// including acknowledgement queueing.
 	handleNs atomic.Int64
@@ -248,6 +250,11 @@ func (d *dispatcher) handle(m *Message) {
 		d.deadLetter(mctx, m, reason)
 		return
 	}
+	leave, ok := d.enter(m)
+	if !ok {
+		return
+	}
+	defer leave()
 	ctx := mctx
 	if c.cfg.handlerTimeout > 0 {
 		var cancel context.CancelFunc
@@ -255,10 +262,13 @@ func (d *dispatcher) handle(m *Message) {
 		defer cancel()
 	}
 	err := safeHandle(ctx, c.handler, m)
+	if err != nil && c.cfg.handlerTimeout > 0 && ctx.Err() == context.DeadlineExceeded && d.ctx.Err() == nil {
+		err = &TimeoutError{After: c.cfg.handlerTimeout, Err: err}
+	}
 	c.obs.handled(&obs, m, err)
 	if err == nil {
 		c.stats.handled.Add(1)
-		if c.cfg.syncAck {
+		if c.cfg.syncAck || m.reclaimed {
 			d.acks.addWait(d.ctx, m.ID)
 		} else {
 			d.acks.add(m.ID)
@@ -266,6 +276,15 @@ func (d *dispatcher) handle(m *Message) {
 		return
 	}
 	c.stats.failed.Add(1)
+	if misconfiguredHandler(err) {
+		// A configuration error, not the entry's: it stays pending, and
+		// Run stops with the error.
+		c.log.Error("the handler cannot work; stopping", "id", m.ID, "error", err)
+		d.abandon() // the entries not started stay pending too
+		c.faults.handlerFatal(err)
+		d.ledger.release(m.ID)
+		return
+	}
 	if d.ctx.Err() != nil {
 		// Cancelled by a shutdown that ran out of time: not an attempt
 		// that should count towards the limit. It stays pending.
@@ -276,13 +295,17 @@ func (d *dispatcher) handle(m *Message) {
 	permanent := isPermanent(err)
 	if permanent || m.Deliveries >= int64(c.cfg.maxDeliveries) {
 		c.log.Warn("handler failed; dead-lettering the entry", "id", m.ID, "deliveries", m.Deliveries, "permanent", permanent, "error", err)
-		d.deadLetter(mctx, m, err.Error())
+		reason := err.Error()
+		if !permanent {
+			reason = fmt.Sprintf("handler failed %d times (limit %d): %v", m.Deliveries, c.cfg.maxDeliveries, err)
+		}
+		d.deadLetter(mctx, m, reason)
 		return
 	}
 	// Given back: the entry stays pending in the group, owned by
-	// RetryOwner, and a reclaim pass (this consumer's or another's)
-	// delivers it again after its backoff.
-	d.acks.giveBack(m.ID)
+	// RetryOwner and scheduled in the retry schedule, and the retry loop
+	// of a consumer of the group delivers it again after its delay.
+	d.acks.giveBack(m.ID, c.retryDelay(m, err))
 	c.stats.retried.Add(1)
 	attrs := []any{"id", m.ID, "deliveries", m.Deliveries, "error", err}
 	if pe, ok := err.(*PanicError); ok {

@@ -27,18 +27,35 @@
 //
 // An entry that does not decode is not passed to the function: the handler
 // fails with a *midstream.DecodeError. A T without a default codec makes New
-// fail with an error wrapping midstream.ErrUnsupportedType.
+// fail with an error wrapping midstream.ErrUnsupportedType; if the Typed
+// handler is hidden inside a middleware of the caller's, New cannot see it,
+// and Run stops at the first delivery with that error wrapped in
+// midstream.ErrMisconfigured, leaving the entries pending (no retry, no
+// dead letter).
 //
 // # Delivery
 //
 // A handler that returns nil acknowledges its entry. One that returns an
 // error, or panics (the panic is recovered as a *PanicError), gives the entry
-// back: it stays pending in the group, handed to the group's consumer
-// RetryOwner (XCLAIM … JUSTID, keeping its delivery count), and the reclaim
-// loop of a consumer of the group delivers it again after its retry backoff.
-// The failure is logged and counted in Stats.Failed. A pending entry found
+// back for a retry after its retry delay: in one script, it stays pending in
+// the group, handed to the group's consumer RetryOwner (XCLAIM … JUSTID,
+// keeping its delivery count), and is scheduled in the group's retry
+// schedule (RetryKey, a sorted set in the stream's slot, by the server's
+// clock). The retry loop of every consumer of the group claims due entries
+// from there (a new delivery: the count goes up) and hands them to its
+// workers. The delay comes from the retry policy (WithRetryPolicy,
+// WithRetryDelay; by default 1s doubling to 5min, with jitter), or from
+// the handler (RetryAfter), and is independent of the minimum idle time,
+// which only detects consumers that stopped. A handler that exceeds
+// WithHandlerTimeout fails with a *TimeoutError saying after how long. The
+// failure is logged and counted in Stats.Failed. A pending entry found
 // deleted or trimmed from the stream is acknowledged without a handler call
 // and counted in Stats.Deleted.
+//
+// The handler runs exactly WithMaxDeliveries times for an entry that always
+// fails (absent crashes), seeing Message.Deliveries 1, 2, …, then the entry
+// is dead-lettered with the reason "handler failed N times (limit M): <the
+// last error>".
 //
 // # The ownership ledger
 //
@@ -74,21 +91,42 @@
 // read still under way (however slow its reply). On an idle consumer that is
 // one XPENDING a second that returns nothing; on a busy one, one XPENDING of
 // up to 1000 entries a second over its own pending entries (the in-flight
-// bound while healthy; one more XPENDING per further 1000). A claim counts
-// as a delivery on the server (a predecessor may have run the entry before
-// it died, and a crash that repeats must reach the delivery limit): with
-// WithMaxDeliveries(1), an entry whose read reply was lost is dead-lettered
+// bound while healthy; one more XPENDING per further 1000). The audit's
+// claim counts as a delivery, or the handler's start on the entry does
+// (see Crash pills): an entry whose read reply was lost counts as
+// delivered once already, so with WithMaxDeliveries(1) it is dead-lettered
 // without a handler call.
+//
+// # Crash pills
+//
+// An entry whose handler takes the process down (os.Exit, an OOM kill, a
+// crash in C code) would take its neighbours down with it every time:
+// those running beside it, those read and not started, and those handled
+// whose acknowledgement was still coalescing. The first time an entry is
+// claimed from an owner that stopped (by the reclaim loop, or by the audit
+// from a predecessor under the same name), it counts as a new delivery and
+// runs beside the others. Claimed again, or when one more delivery would
+// reach the limit, it is claimed keeping its delivery count, counted one
+// delivery more in Redis only when a handler starts on it, run alone in
+// the process (no other handler runs meanwhile), and acknowledged before
+// the next handler starts. A crash pill reaches the delivery limit and is
+// dead-lettered with the reason "owner crashed or hung while handling it,
+// after N deliveries"; with a limit of three or more (the default is five)
+// its neighbours are handled again (at least once) and never
+// dead-lettered for its crashes. This costs one round trip per entry
+// claimed a second time, and entries claimed a second time run one at a
+// time.
 //
 // # Reclaim, retries and dead letters
 //
 // Every claim interval, each consumer's reclaim loop looks at the group's
 // pending entries (XPENDING with IDLE), from where its last pass stopped, and
-// takes over, with XCLAIM, those idle for longer than their retry backoff: the
-// minimum idle time for an entry delivered once, doubled for each further
-// delivery, capped (WithMinIdle, WithClaimInterval, WithRetryBackoff). That
-// redelivers the entries whose handler failed (owned by RetryOwner) and those
-// of consumers that crashed or hang. A pass claims as many eligible entries
+// takes over, with XCLAIM, those idle for longer than their crash backoff:
+// the minimum idle time for an entry delivered once, doubled for each
+// further delivery, capped (WithMinIdle, WithClaimInterval,
+// WithRetryBackoff). That redelivers the entries of consumers that crashed
+// or hang, and entries owned by RetryOwner that are missing from the retry
+// schedule (given back by an earlier version of this package). A pass claims as many eligible entries
 // as the in-flight bound has room for, in chunks of the batch size, and goes
 // on through the pending list while eligible entries remain; while it waits
 // for room, reads of new entries leave room for it. An eligible entry it has
@@ -165,9 +203,10 @@
 //     random suffix, unique per Consumer. A fixed name lets a restarted
 //     process finish what its predecessor left pending; two live consumers
 //     must never share a name. The group name is checked the same way.
-//   - WithStart: where a group the consumer creates starts: StartNew (the
-//     default), StartBeginning or an entry ID. An existing group is left as
-//     it is.
+//   - WithStart: where a group the consumer creates starts: StartBeginning
+//     (the default, as the article's XGROUP CREATE … 0: entries published
+//     before the first Run are handled), StartNew or an entry ID. An
+//     existing group is left as it is.
 //   - WithConcurrency: handlers running at once, DefaultConcurrency, at most
 //     MaxConcurrency.
 //   - WithBatchSize: entries asked for per XREADGROUP (COUNT),
@@ -178,14 +217,17 @@
 //     MaxInFlight.
 //   - WithBlock: how long an XREADGROUP waits for new entries, DefaultBlock;
 //     from 1ms to MaxBlock.
-//   - WithHandlerTimeout: cancels each handler's ctx after a time. Default:
-//     none.
+//   - WithHandlerTimeout: cancels each handler's ctx after a time; the
+//     failure is a *TimeoutError. Default: none.
+//   - WithRetryPolicy, WithRetryDelay: how long a failed entry waits before
+//     its next delivery. Default ExponentialRetry(DefaultRetryDelay,
+//     DefaultMaxRetryDelay); at most MaxRetryDelay.
 //   - WithShutdownTimeout: the grace period of a shutdown,
 //     DefaultShutdownTimeout.
 //   - WithAcks: the ack batch and interval, DefaultAckBatch and
 //     DefaultAckInterval, at most MaxAckBatch and MaxAckInterval.
-//   - WithMinIdle, WithClaimInterval, WithRetryBackoff: when idle entries
-//     are delivered again, DefaultMinIdle, DefaultClaimInterval and
+//   - WithMinIdle, WithClaimInterval, WithRetryBackoff: when entries of a
+//     consumer that stopped are delivered again, DefaultMinIdle, DefaultClaimInterval and
 //     DefaultMaxRetryBackoff; from MinMinIdle (10ms) to MaxMinIdle, MaxClaimInterval and
 //     MaxRetryBackoff.
 //   - WithMaxDeliveries: deliveries before the dead-letter stream,
@@ -202,6 +244,23 @@
 //     outermost.
 //   - WithTracerProvider, WithPropagator, WithMeterProvider: OpenTelemetry
 //     providers. Default: the global ones.
+//
+// # Redriven entries
+//
+// deadletter.Queue.Redrive sends a dead letter back to its group only, to
+// the group's redrive stream (deadletter.RedriveKey). Every Consumer also
+// consumes that stream, under the same name and group, with the same
+// handler and options (one more blocked XREADGROUP and the background
+// passes of a second, mostly idle, consumer); Message.Stream then names
+// the redrive stream. Stats include its counts. If it cannot run (a user
+// not allowed on that key), that is logged and the consumer goes on with
+// the source alone.
+//
+// A Redis user limited to some keys needs, beside the stream, its
+// dead-letter stream (deadletter.Key), the group's retry schedule
+// (RetryKey: without it, failed entries cannot be scheduled and Run stops
+// with a configuration error), its redrive stream (deadletter.RedriveKey)
+// and the heartbeat hash (AliveKey).
 //
 // # Tracing and metrics
 //

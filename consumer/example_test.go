@@ -111,3 +111,21 @@ func ExampleMiddleware() {
 	// level=INFO msg=handled id=1-0 error=<nil>
 	// level=WARN msg=handled id=2-0 error="no user"
 }
+
+// A handler that is told by a downstream service when to come back asks for
+// that delay; other failures follow the retry policy, here 200ms doubling
+// to 10s, independent of crash detection (WithMinIdle).
+func ExampleRetryAfter() {
+	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		if m.Field("quota") == "exhausted" {
+			return consumer.RetryAfter(errors.New("quota exhausted"), 30*time.Second)
+		}
+		return nil
+	})
+	_, err := consumer.New(redis.NewClient(&redis.Options{}), "{jobs}", "workers", h,
+		consumer.WithRetryDelay(200*time.Millisecond, 10*time.Second),
+		consumer.WithHandlerTimeout(5*time.Second))
+	fmt.Println(err)
+	// Output:
+	// <nil>
+}

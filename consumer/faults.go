@@ -16,6 +16,8 @@ const (
 	opAudit   = "audit"
 	opLease   = "extend leases"
 	opMove    = "dead-letter"
+	opRetry   = "retry"
+	opStart   = "start a reclaimed entry"
 )
 
 // errClass is what an error from Redis calls for (see package rediserr).

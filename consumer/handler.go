@@ -33,6 +33,7 @@ type Message struct {
 	fields    midstream.Fields // the fields of a NewMessage
 	c         *Consumer
 	oversized bool  // larger than the consumer's maximum entry size
+	reclaimed bool  // claimed from an owner that stopped: run alone, counted when it starts (see isolate.go)
 	gone      int32 // atomic: 1 once lease extension found the entry no longer this consumer's
 }
 
@@ -182,9 +183,9 @@ func isPermanent(err error) bool {
 
 // Handler processes one message. Returning nil acknowledges it (XACK);
 // returning an error leaves it pending in the group, to be delivered again
-// by the reclaim loop once its retry backoff has passed, until the delivery
-// limit dead-letters it. A permanent error (ErrPermanent, a decode error)
-// dead-letters it at once.
+// once its retry delay has passed (WithRetryPolicy, RetryAfter), until the
+// delivery limit dead-letters it. A permanent error (ErrPermanent, a decode
+// error) dead-letters it at once.
 //
 // ctx is cancelled when the per-message timeout (WithHandlerTimeout)
 // expires, or when a shutdown's grace period (WithShutdownTimeout) runs out.
@@ -216,7 +217,10 @@ func Chain(h Handler, mws ...Middleware) Handler {
 // midstream.DefaultCodec[T] (the flat codec for structs) before calling fn.
 // A message that fails to decode is not passed to fn: the handler returns
 // the *midstream.DecodeError (wrapping midstream.ErrDecode). If T has no
-// default codec, New fails with that error.
+// default codec, New fails with that error; wrapped in a middleware that
+// hides it from New, the handler makes Run stop at the first delivery with
+// the error (wrapped in midstream.ErrMisconfigured), the entries left
+// pending.
 func Typed[T any](fn func(ctx context.Context, v T, m *Message) error) Handler {
 	c, err := midstream.DefaultCodec[T]()
 	if err != nil {
@@ -278,7 +282,7 @@ func checkHandler(h Handler) error {
 // brokenHandler carries a construction error to New.
 type brokenHandler struct{ err error }
 
-func (b brokenHandler) Handle(context.Context, *Message) error { return b.err }
+func (b brokenHandler) Handle(context.Context, *Message) error { return &brokenError{b.err} }
 
 // PanicError is the error a handler's panic is turned into. The message
 // stays pending, as for any other error.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/consumer"
+	"github.com/midstream-go/midstream/internal/keys"
 )
 
 type ctxKey struct{}
@@ -461,5 +462,59 @@ func TestShutdownWithManySmallBatches(t *testing.T) {
 	}
 	if s := c.Stats(); s.Failed < 2 || s.Handled != 0 {
 		t.Fatalf("stats %+v: want the busy handlers cancelled and failed", s)
+	}
+}
+
+// TestExponentialRetry: the policy doubles from first to its limit, with
+// a jitter of up to a fifth on top, never below the delay.
+func TestExponentialRetry(t *testing.T) {
+	p := consumer.ExponentialRetry(time.Second, 5*time.Second)
+	for _, tc := range []struct {
+		n    int64
+		want time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 5 * time.Second}, {100, 5 * time.Second}} {
+		for range 20 {
+			if got := p(tc.n, nil); got < tc.want || got > tc.want+tc.want/5 {
+				t.Fatalf("delay after %d deliveries = %v, want within [%v, %v]", tc.n, got, tc.want, tc.want+tc.want/5)
+			}
+		}
+	}
+	if got := consumer.ExponentialRetry(0, 0)(3, nil); got != 0 {
+		t.Errorf("zero policy = %v, want 0", got)
+	}
+}
+
+// TestRetryAfterError: RetryAfter keeps the handler's error reachable and
+// says when to come back; a nil error becomes ErrRetry.
+func TestRetryAfterError(t *testing.T) {
+	cause := errors.New("rate limited")
+	err := consumer.RetryAfter(cause, time.Minute)
+	var ra *consumer.RetryAfterError
+	if !errors.Is(err, cause) || !errors.As(err, &ra) || ra.Delay != time.Minute {
+		t.Fatalf("RetryAfter = %v", err)
+	}
+	if err.Error() != "rate limited (retry after 1m0s)" {
+		t.Errorf("Error() = %q", err.Error())
+	}
+	if err := consumer.RetryAfter(nil, time.Second); !errors.Is(err, consumer.ErrRetry) {
+		t.Errorf("RetryAfter(nil) = %v, want ErrRetry", err)
+	}
+	te := &consumer.TimeoutError{After: 2 * time.Second, Err: context.DeadlineExceeded}
+	if !errors.Is(te, context.DeadlineExceeded) || te.Error() != "consumer: handler timed out after 2s: context deadline exceeded" {
+		t.Errorf("TimeoutError = %q", te.Error())
+	}
+}
+
+// TestRetryKeySlot: the retry schedule is in its stream's cluster slot,
+// whatever the stream's name.
+func TestRetryKeySlot(t *testing.T) {
+	for _, stream := range []string{"{orders}", "orders", "shop:{orders}:v2", "a}b", "x{}", "{}y"} {
+		k := consumer.RetryKey(stream, "g")
+		if keys.Slot(k) != keys.Slot(stream) || !strings.Contains(k, ":midstream:retry:g") {
+			t.Errorf("RetryKey(%q) = %q, not in its slot", stream, k)
+		}
+	}
+	if k := consumer.RetryKey("{orders}", "billing"); k != "{orders}:midstream:retry:billing" {
+		t.Errorf("RetryKey = %q", k)
 	}
 }

@@ -79,8 +79,8 @@ const (
 
 // Start positions for a group created by the consumer.
 const (
-	StartNew       = "$" // only entries added after the group is created (default)
-	StartBeginning = "0" // every entry in the stream
+	StartNew       = "$" // only entries added after the group is created
+	StartBeginning = "0" // every entry in the stream (default)
 )
 
 // Option configures a Consumer. Options are checked by New: a zero value
@@ -105,6 +105,7 @@ type config struct {
 	minIdle         time.Duration
 	claimInterval   time.Duration
 	maxBackoff      time.Duration
+	retryPolicy     RetryPolicy
 	maxDeliveries   int
 	maxEntrySize    int
 	dlq             *deadletter.Queue
@@ -131,7 +132,7 @@ func (c *config) check(err error) {
 // the defaults derived from other options.
 func newConfig(opts []Option) (config, error) {
 	cfg := config{
-		start:           StartNew,
+		start:           StartBeginning,
 		concurrency:     DefaultConcurrency,
 		batchSize:       DefaultBatchSize,
 		block:           DefaultBlock,
@@ -140,6 +141,7 @@ func newConfig(opts []Option) (config, error) {
 		ackInterval:     DefaultAckInterval,
 		minIdle:         DefaultMinIdle,
 		maxBackoff:      DefaultMaxRetryBackoff,
+		retryPolicy:     ExponentialRetry(DefaultRetryDelay, DefaultMaxRetryDelay),
 		maxDeliveries:   DefaultMaxDeliveries,
 		maxEntrySize:    DefaultMaxEntrySize,
 		consumerIdle:    DefaultConsumerIdleTime,
@@ -192,16 +194,18 @@ func WithName(name string) Option {
 	}
 }
 
-// WithStart sets where a group the consumer creates starts: StartNew
-// (default), StartBeginning, or an entry ID (the group delivers entries after
-// it). It has no effect on an existing group.
+// WithStart sets where a group the consumer creates starts: StartBeginning
+// (the default: entries published before the first Run are handled too),
+// StartNew (only entries added after the group is created), or an entry ID
+// (the group delivers entries after it). It has no effect on an existing
+// group, whose position is never moved.
 func WithStart(id string) Option {
 	return func(c *config) {
 		switch id {
 		case "":
-			c.start = StartNew
+			c.start = StartBeginning
 			return
-		case StartNew:
+		case StartNew, StartBeginning:
 		default:
 			if _, err := midstream.ParseID(id); err != nil {
 				c.errs = append(c.errs, fmt.Errorf("%w: start: %w", midstream.ErrInvalidOption, err))
@@ -328,9 +332,12 @@ func WithClaimInterval(d time.Duration) Option {
 	}
 }
 
-// WithRetryBackoff caps the retry backoff. An entry delivered n times is
-// delivered again once idle for the minimum idle time times 2^(n-1), capped
-// at max. Between 1ms and MaxRetryBackoff. Default DefaultMaxRetryBackoff.
+// WithRetryBackoff caps the backoff of crash detection. An entry whose
+// owner stopped (crashed, was killed, hangs) after it was delivered n times
+// is delivered again once idle for the minimum idle time times 2^(n-1),
+// capped at max. Failed handler calls do not wait for it: their entries
+// come back after their retry delay (WithRetryPolicy). Between 1ms and
+// MaxRetryBackoff. Default DefaultMaxRetryBackoff.
 func WithRetryBackoff(max time.Duration) Option {
 	return func(c *config) {
 		c.check(option.Set(&c.maxBackoff, "max retry backoff", max, DefaultMaxRetryBackoff, time.Millisecond, MaxRetryBackoff))
@@ -404,7 +411,8 @@ func WithSyncAck() Option {
 // acknowledgements); a panic in it is recovered and logged. Stats.Acked
 // counts the same entries, plus those found deleted from the stream while
 // pending (acknowledged without a handler call, see Stats.Deleted), which
-// fn does not see.
+// fn does not see. Entries redriven to the group (see deadletter.Redrive)
+// are reported too: their IDs are those of the redrive stream.
 func WithOnAck(fn func(ids []string)) Option {
 	return func(c *config) {
 		if fn == nil {

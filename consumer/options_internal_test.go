@@ -55,7 +55,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		start:           StartNew,
+		start:           StartBeginning,
 		concurrency:     DefaultConcurrency,
 		batchSize:       DefaultBatchSize,
 		maxInFlight:     2 * DefaultBatchSize,

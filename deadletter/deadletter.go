@@ -58,6 +58,28 @@ func Key(stream string) string {
 	return stream + KeySuffix
 }
 
+// RedriveKey returns the redrive stream of group on the source stream: the
+// stream Redrive sends the group's dead letters back to, which only that
+// group reads (each consumer of package consumer reads it beside the
+// source, see consumer.New), so that other groups of the source never see
+// a redriven entry. It shares the source's cluster slot when it can (see
+// Key): "{orders}" and group "billing" give
+// "{orders}:midstream:redrive:billing".
+func RedriveKey(source, group string) string {
+	return keys.Beside(source, ":midstream:redrive:"+group)
+}
+
+// RedriveQueue returns the Queue that dead-letters the entries redriven to
+// group: its source is RedriveKey(q.Source(), group), its dead-letter
+// stream q's. Consumers of the redrive stream use it.
+func (q *Queue) RedriveQueue(group string) *Queue {
+	r := *q
+	r.source = RedriveKey(q.source, group)
+	r.atomic = keys.SameSlot(r.source, q.key)
+	r.log = q.log.With("redrive_stream", r.source)
+	return &r
+}
+
 // Queue is the dead-letter stream of one source stream: it moves entries in
 // (Move), lists and inspects them (List, Get, Count), sends them back
 // (Redrive) and removes them (Delete, Purge). It is safe for concurrent use

@@ -38,7 +38,8 @@
 // # Keys and Redis Cluster
 //
 // Move writes to the DLQ and acknowledges in the source; Redrive writes to
-// the source and deletes from the DLQ. Each runs as one Lua script (for
+// the target (by default the group's redrive stream, see below) and deletes
+// from the DLQ. Each runs as one Lua script (for
 // entries of up to about 3,500 fields, the most a script can write), exactly
 // once, when both keys live in the same Redis Cluster hash slot, which on a
 // cluster means the same hash tag (and, for Move, on Redis 7.0 and later).
@@ -49,7 +50,30 @@
 // short-lived marker key per entry in the dead-letter stream's slot, so that
 // a repeat after a crash, a lost reply or a failed XACK adds no second
 // dead-letter entry within MarkerTTL (larger entries and servers before 7.0
-// take this path too); Redrive may add an entry twice after a crash.
+// take this path too); Redrive likewise keeps a marker per dead-letter
+// entry in the target's slot, so a repeat adds nothing twice (entries of
+// more than about 3,500 fields excepted).
+//
+// # Redrive to the entry's group
+//
+// A dead letter records the group it was pending in (FieldGroup), and
+// Redrive sends it back to that group only: to the group's redrive stream,
+// RedriveKey(source, group) ("{orders}:midstream:redrive:billing"), which
+// the group's consumers (package consumer) read beside the source, and no
+// other group reads. Re-adding it to the source would have every group
+// handle it again, including those that had handled it. Each Redrive also
+// trims from that stream the entries the group is done with (delivered and
+// acknowledged), never one it still needs. Entries that record no group
+// (written by hand or by another tool) go back to the source, and
+// RedriveOptions.Target sends every selected entry to a stream of the
+// caller's choice (for example the source, for groups whose consumers do
+// not read redrive streams).
+//
+// Dead letters written by earlier versions carry their group already:
+// they are redriven to it like new ones. Their group's consumers must run
+// a version that reads redrive streams (any Consumer of package consumer
+// from this one on) for them to be handled; until then they wait in the
+// redrive stream, nothing lost.
 //
 // # Permissions
 //

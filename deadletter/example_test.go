@@ -55,9 +55,12 @@ func Example() {
 		panic(err)
 	}
 	n, _ := q.Count(ctx)
-	fmt.Println("redriven:", res.Redriven, "left in the DLQ:", n, "in the source:", rdb.XLen(ctx, "{orders}").Val())
+	// Back to billing only: its redrive stream, which billing's consumers
+	// read beside {orders}; other groups of {orders} never see it.
+	side := deadletter.RedriveKey("{orders}", "billing")
+	fmt.Println("redriven:", res.Redriven, "left in the DLQ:", n, "to", side+":", rdb.XLen(ctx, side).Val())
 	// Output:
 	// moved: true to {orders}:dlq pending: 0
 	// 1-1 billing worker-1 1 amount: not a number map[amount:oops orderId:42]
-	// redriven: 1 left in the DLQ: 0 in the source: 2
+	// redriven: 1 left in the DLQ: 0 to {orders}:midstream:redrive:billing: 1
 }

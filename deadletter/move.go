@@ -157,6 +157,15 @@ var markScript = redis.NewScript(aclLua + `
 local e = denied('XADD', KEYS[1], '*', ARGV[5], ARGV[6]) or
 	denied('SET', KEYS[2], '0-1', 'PX', ARGV[4]) or
 	denied('XACK', ARGV[1], ARGV[2], ARGV[3])
+` + addOnceLua(4, 5))
+
+// addOnceLua returns the end of a script that adds an entry to KEYS[1]
+// together with its marker KEYS[2], unless the marker exists, after the
+// permission checks that set e: ARGV[ttl] is the marker's TTL in
+// milliseconds, ARGV[fields..] the entry's field, value pairs. It returns
+// {new ID, 1}, or {ID held by the marker, 0}.
+func addOnceLua(ttl, fields int) string {
+	return fmt.Sprintf(`
 if e then
 	return e
 end
@@ -164,10 +173,11 @@ local prev = redis.call('GET', KEYS[2])
 if prev then
 	return {prev, 0}
 end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 5))
-redis.call('SET', KEYS[2], id, 'PX', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, %[2]d))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[%[1]d])
 return {id, 1}
-`)
+`, ttl, fields)
+}
 
 // Move dead-letters one entry of the source stream that is pending in
 // r.Group and owned by r.Consumer: it adds an entry to the dead-letter stream
@@ -440,12 +450,16 @@ func (q *Queue) markerKey(group, id string) string {
 // stream dlq, in dlq's cluster slot: dlq+":moved:" when dlq has a hash tag,
 // "{"+dlq+"}:moved:" when that hashes alike (no tag: dlq is hashed whole),
 // else a tag found in dlq's slot, then dlq and ":moved:".
-func markerPrefix(dlq string) string {
-	if _, ok := keys.HashTag(dlq); ok {
-		return dlq + ":moved:"
+func markerPrefix(dlq string) string { return slotPrefix(dlq, ":moved:") }
+
+// slotPrefix returns key+suffix when that is in key's cluster slot, else a
+// name in key's slot that starts with a hash tag and holds key and suffix.
+func slotPrefix(key, suffix string) string {
+	if _, ok := keys.HashTag(key); ok {
+		return key + suffix
 	}
-	if k := "{" + dlq + "}"; keys.SameSlot(k, dlq) {
-		return k + ":moved:"
+	if k := "{" + key + "}"; keys.SameSlot(k, key) {
+		return k + suffix
 	}
-	return keys.TagInSlot(keys.Slot(dlq)) + ":" + dlq + ":moved:"
+	return keys.TagInSlot(keys.Slot(key)) + ":" + key + suffix
 }

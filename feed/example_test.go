@@ -37,3 +37,43 @@ func Example() {
 	// ann like 3
 	// ann post 1
 }
+
+// Fan-out on write: each follower's timeline receives a copy, Followers
+// lists who gets one, and Pages walks a feed page by page.
+func ExampleFeed_Pages() {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+
+	f, err := feed.New(rdb, feed.WithFanOutOnWrite(1000), feed.WithBackfill(10))
+	if err != nil {
+		panic(err)
+	}
+	_, _ = f.Append(ctx, "ann", map[string]string{"postId": "1"})
+	_ = f.Follow(ctx, "bob", "ann") // backfills ann's post 1 into bob's timeline
+	_ = f.Follow(ctx, "cy", "ann")
+	for i := 2; i <= 5; i++ {
+		_, _ = f.Append(ctx, "ann", map[string]string{"postId": fmt.Sprint(i)})
+	}
+	followers, _ := f.Followers(ctx, "ann")
+	fmt.Println("followers:", followers)
+	for page, err := range f.Pages(ctx, "bob", "", 2) {
+		if err != nil {
+			panic(err)
+		}
+		for _, e := range page.Items {
+			fmt.Print(e.Fields["postId"], " ")
+		}
+		fmt.Println("| next page:", page.Next != "")
+	}
+	// Output:
+	// followers: [bob cy]
+	// 5 4 | next page: true
+	// 3 2 | next page: true
+	// 1 | next page: false
+}

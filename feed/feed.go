@@ -6,21 +6,35 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/keys"
+	"github.com/midstream-go/midstream/internal/telemetry"
 	"github.com/midstream-go/midstream/live"
 )
 
-// FieldActor is the field holding who did an activity.
-const FieldActor = "actor"
+// Field names.
+const (
+	// FieldActor is the field holding who did an activity.
+	FieldActor = "actor"
+	// FieldID is the key of the activity's ID in the JSON published on the
+	// activity channel; Append refuses it as a field name.
+	FieldID = "id"
+	// FieldActivityID is set on a timeline copy whose entry ID is not the
+	// activity's own (the copy came after a newer entry; see FanOut): it
+	// holds the activity's ID in the activity stream.
+	FieldActivityID = "activityId"
+)
 
 // Feed appends activities and reads users' feeds of the actors they follow.
 // It is safe for concurrent use and never closes the client it was given.
 type Feed struct {
 	client redis.UniversalClient
 	cfg    config
+	tel    *telemetry.Ops
 }
 
 // Page is one page of a feed, newest first. Next is the cursor of the next
@@ -36,7 +50,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
 	}
-	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget}
+	cfg := config{stream: DefaultStream, channel: DefaultChannel, budget: DefaultScanBudget, batch: DefaultFanOutBatch,
+		idemTTL: DefaultIdempotencyTTL}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
@@ -46,7 +61,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Feed, error) {
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
-	return &Feed{client: client, cfg: cfg}, nil
+	return &Feed{client: client, cfg: cfg, tel: telemetry.NewOps(cfg.tp, cfg.mp)}, nil
 }
 
 // FollowingKey is the set of users user follows: user:{user}:following.
@@ -61,6 +76,11 @@ func TimelineKey(user string) string { return "feed:" + user }
 // TimelineChannel is the live channel of user's timeline.
 func TimelineChannel(user string) string { return TimelineKey(user) + ":new" }
 
+// LateKey is the sorted set, in the slot of user's timeline and outside the
+// feed:* names, that records the activities copied into the timeline under
+// a new ID (see FieldActivityID), so that a repeated copy is refused.
+func LateKey(user string) string { return keys.Apart(TimelineKey(user), "late") }
+
 func checkUser(u string) error {
 	if u == "" {
 		return fmt.Errorf("%w: empty user", midstream.ErrInvalidOption)
@@ -68,94 +88,114 @@ func checkUser(u string) error {
 	return midstream.CheckStream(u)
 }
 
-// appendScript adds the activity (ARGV[3:] are field pairs) to KEYS[1],
-// publishes its ID on KEYS[2]; with ARGV[1] > 0 it copies it, same ID, into
-// every follower's timeline (the followers set is KEYS[3]) and publishes on
-// the timeline's channel. Being one script, timelines receive activities in
-// ID order.
+// appendScript adds the activity (ARGV[3:] are field pairs) to KEYS[1] and
+// publishes it as JSON, its ID under "id", on the channel ARGV[1]. With a
+// second key (an idempotency key, in the stream's slot) a repeat returns
+// the first ID and adds nothing; the key expires after ARGV[2] ms. Its keys
+// share a slot and the channel is an argument, so it runs on any cluster
+// node.
 var appendScript = redis.NewScript(`
-local fields = {}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
-redis.call('PUBLISH', KEYS[2], id)
-if tonumber(ARGV[1]) > 0 then
-  for _, f in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    local tl = ARGV[2] .. f
-    redis.call('XADD', tl, 'MAXLEN', '~', ARGV[1], id, unpack(fields))
-    redis.call('PUBLISH', tl .. ':new', id)
-  end
+local idem = KEYS[2]
+if idem then
+  local first = redis.call('GET', idem)
+  if first then return {first, 0} end
 end
-return id
+local fields, activity = {}, {}
+for i = 3, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  activity[ARGV[i]] = ARGV[i + 1]
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+if idem then redis.call('SET', idem, id, 'PX', ARGV[2]) end
+activity['id'] = id
+redis.call('PUBLISH', ARGV[1], cjson.encode(activity))
+return {id, 1}
 `)
 
+// AppendOption adds to one Append.
+type AppendOption func(*appendCfg)
+
+type appendCfg struct {
+	key string
+	set bool
+}
+
+// WithIdempotencyKey makes Append idempotent under key (1 to
+// MaxIdempotencyKeyLen bytes): an Append with a key already used within
+// the idempotency window (WithIdempotencyTTL) adds and publishes nothing
+// and returns the first Append's ID; under fan-out on write it still runs
+// the fan-out, which copies only what is missing, so a retried Append
+// finishes the work of one that failed half way.
+func WithIdempotencyKey(key string) AppendOption {
+	return func(c *appendCfg) { c.key, c.set = key, true }
+}
+
+// IdempotencyKey returns the key under which Append keeps an idempotency
+// key of the activity stream stream: in the stream's slot, outside its name.
+func IdempotencyKey(stream, key string) string {
+	return keys.Apart(stream, "feed-idem:"+strconv.Itoa(len(key))+":"+key)
+}
+
 // Append adds an activity by actor with fields (which must not hold
-// "actor") to the activity stream, publishes its ID on the live channel,
-// and under fan-out on write copies it into the followers' timelines. It
-// returns the entry ID.
-func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string) (string, error) {
+// "actor", "id" or "activityId") to the activity stream and publishes it
+// on the live channel as the article does: a JSON object of its fields,
+// its actor and its ID under "id". Under fan-out on write it then copies
+// it into the followers' timelines (see FanOut); when some copies fail it
+// returns the ID with a *FanOutError, and FanOut(ctx, id) finishes the
+// work. It returns the entry ID.
+func (f *Feed) Append(ctx context.Context, actor string, fields map[string]string, opts ...AppendOption) (string, error) {
 	if err := checkUser(actor); err != nil {
 		return "", err
 	}
-	args := []any{f.cfg.fanOutMaxLen, "feed:", FieldActor, actor}
+	var ac appendCfg
+	for _, o := range opts {
+		if o == nil {
+			return "", fmt.Errorf("%w: nil append option", midstream.ErrInvalidOption)
+		}
+		o(&ac)
+	}
+	ks := []string{f.cfg.stream}
+	if ac.set {
+		if ac.key == "" || len(ac.key) > MaxIdempotencyKeyLen {
+			return "", fmt.Errorf("%w: idempotency key of %d bytes not within [1, %d]", midstream.ErrInvalidOption, len(ac.key), MaxIdempotencyKeyLen)
+		}
+		ks = append(ks, IdempotencyKey(f.cfg.stream, ac.key))
+	}
+	args := []any{f.cfg.channel, f.cfg.idemTTL.Milliseconds(), FieldActor, actor}
 	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k == FieldActor {
-			return "", fmt.Errorf("%w: field %q is set from the actor", midstream.ErrInvalidOption, k)
+		if k == FieldActor || k == FieldID || k == FieldActivityID {
+			return "", fmt.Errorf("%w: field %q is set by Append", midstream.ErrInvalidOption, k)
 		}
 		if err := midstream.CheckFieldName(k); err != nil {
 			return "", err
 		}
 		args = append(args, k, fields[k])
 	}
-	id, err := appendScript.Run(ctx, f.client, []string{f.cfg.stream, f.cfg.channel, FollowersKey(actor)}, args...).Text()
-	if err != nil {
-		return "", fmt.Errorf("feed: append by %s: %w", actor, err)
-	}
-	return id, nil
-}
-
-// Follow makes user follow target. Under fan-out on write, only activities
-// appended afterwards reach user's timeline.
-func (f *Feed) Follow(ctx context.Context, user, target string) error {
-	return f.follow(ctx, user, target, true)
-}
-
-// Unfollow makes user stop following target. Read and Live stop showing
-// target's activities at once, past ones included.
-func (f *Feed) Unfollow(ctx context.Context, user, target string) error {
-	return f.follow(ctx, user, target, false)
-}
-
-func (f *Feed) follow(ctx context.Context, user, target string, on bool) error {
-	if err := errors.Join(checkUser(user), checkUser(target)); err != nil {
-		return err
-	}
-	_, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if on {
-			p.SAdd(ctx, FollowingKey(user), target)
-			p.SAdd(ctx, FollowersKey(target), user)
-		} else {
-			p.SRem(ctx, FollowingKey(user), target)
-			p.SRem(ctx, FollowersKey(target), user)
+	ctx, span := f.tel.Start(ctx, "append", f.cfg.stream, true)
+	res, err := appendScript.Run(ctx, f.client, ks, args...).Slice()
+	var id string
+	if err == nil {
+		id, _ = res[0].(string)
+		if added, _ := res[1].(int64); added == 1 {
+			f.tel.Published(ctx, f.cfg.stream, 1)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("feed: follow %s -> %s: %w", user, target, err)
 	}
-	return nil
-}
-
-// Following returns the users user follows, sorted.
-func (f *Feed) Following(ctx context.Context, user string) ([]string, error) {
-	if err := checkUser(user); err != nil {
-		return nil, err
+	if err != nil || id == "" {
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %v", res)
+		}
+		err = fmt.Errorf("feed: append by %s: %w", actor, err)
+		f.tel.End(span, err)
+		return "", err
 	}
-	m, err := f.client.SMembers(ctx, FollowingKey(user)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("feed: following of %s: %w", user, err)
+	if f.cfg.fanOutMaxLen > 0 {
+		flat := make([]any, 0, len(args)-2)
+		flat = append(flat, args[2:]...)
+		err = f.fanOut(ctx, id, actor, flat)
 	}
-	slices.Sort(m)
-	return m, nil
+	f.tel.End(span, err)
+	return id, err
 }
 
 func (f *Feed) source(user string) (stream, channel string) {
@@ -264,13 +304,5 @@ func (f *Feed) Live(ctx context.Context, user, from string) (*live.Subscription,
 }
 
 func toEntry(stream string, m redis.XMessage) midstream.Entry {
-	fs := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		if s, ok := v.(string); ok {
-			fs[k] = s
-		} else {
-			fs[k] = fmt.Sprint(v)
-		}
-	}
-	return midstream.Entry{Stream: stream, ID: m.ID, Fields: fs}
+	return midstream.EntryOf(stream, m.ID, m.Values)
 }

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -15,12 +16,16 @@ func TestZeroMeansDefault(t *testing.T) {
 		WithStream("s"), WithStream(""),
 		WithChannel("c"), WithChannel(""),
 		WithFanOutOnWrite(10), WithFanOutOnWrite(0),
-		WithScanBudget(10), WithScanBudget(0))
+		WithScanBudget(10), WithScanBudget(0),
+		WithFanOutBatch(10), WithFanOutBatch(0),
+		WithBackfill(10), WithBackfill(0),
+		WithIdempotencyTTL(time.Second), WithIdempotencyTTL(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := f.cfg
-	if c.stream != DefaultStream || c.channel != DefaultChannel || c.fanOutMaxLen != 0 || c.budget != DefaultScanBudget {
+	if c.stream != DefaultStream || c.channel != DefaultChannel || c.fanOutMaxLen != 0 || c.budget != DefaultScanBudget ||
+		c.batch != DefaultFanOutBatch || c.backfill != DefaultBackfill || c.idemTTL != DefaultIdempotencyTTL {
 		t.Fatalf("config %+v, want the defaults", c)
 	}
 	if s, ch := f.source("bob"); s != DefaultStream || ch != DefaultChannel {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,14 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"budget above max", rdb, []feed.Option{feed.WithScanBudget(feed.MaxScanBudget + 1)}},
 		{"budget MaxInt64", rdb, []feed.Option{feed.WithScanBudget(math.MaxInt64)}},
 		{"nil live option", rdb, []feed.Option{feed.WithLiveOptions(nil)}},
+		{"negative batch", rdb, []feed.Option{feed.WithFanOutBatch(-1)}},
+		{"batch above max", rdb, []feed.Option{feed.WithFanOutBatch(feed.MaxFanOutBatch + 1)}},
+		{"negative backfill", rdb, []feed.Option{feed.WithBackfill(-1)}},
+		{"backfill above max", rdb, []feed.Option{feed.WithBackfill(feed.MaxBackfill + 1)}},
+		{"nil tracer provider", rdb, []feed.Option{feed.WithTracerProvider(nil)}},
+		{"nil meter provider", rdb, []feed.Option{feed.WithMeterProvider(nil)}},
+		{"negative idempotency TTL", rdb, []feed.Option{feed.WithIdempotencyTTL(-1)}},
+		{"idempotency TTL above max", rdb, []feed.Option{feed.WithIdempotencyTTL(feed.MaxIdempotencyTTL + 1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,8 +54,28 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Fatalf("good options: %v", err)
 	}
 	ctx := context.Background()
-	if _, err := f.Append(ctx, "ann", map[string]string{"actor": "x"}); !errors.Is(err, midstream.ErrInvalidOption) {
-		t.Errorf("Append with an actor field: %v", err)
+	for _, field := range []string{"actor", "id", "activityId"} {
+		if _, err := f.Append(ctx, "ann", map[string]string{field: "x"}); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("Append with a field %q: %v", field, err)
+		}
+	}
+	for _, o := range []feed.AppendOption{nil, feed.WithIdempotencyKey(""), feed.WithIdempotencyKey(strings.Repeat("k", feed.MaxIdempotencyKeyLen+1))} {
+		if _, err := f.Append(ctx, "ann", nil, o); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("Append with a bad option: %v", err)
+		}
+	}
+	if err := f.FanOut(ctx, "x"); !errors.Is(err, midstream.ErrInvalidID) {
+		t.Errorf("FanOut of a bad ID: %v", err)
+	}
+	onRead, err := feed.New(rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := onRead.FanOut(ctx, "1-1"); !errors.Is(err, midstream.ErrInvalidOption) {
+		t.Errorf("FanOut under fan-out on read: %v", err)
+	}
+	if _, err := f.Followers(ctx, ""); !errors.Is(err, midstream.ErrInvalidOption) {
+		t.Errorf("Followers of empty user: %v", err)
 	}
 	for _, limit := range []int{0, -1, feed.MaxReadLimit + 1, math.MaxInt} {
 		if _, err := f.Read(ctx, "bob", "", limit); !errors.Is(err, midstream.ErrInvalidOption) {

@@ -42,5 +42,29 @@
 // bad name fails with an error wrapping midstream.ErrInvalidOption.
 // NewGauges(nil) uses the global MeterProvider.
 //
+// # JSON
+//
+// StreamHealth and the types in it marshal to a stable JSON form, the one
+// the midstream command's --output json and its dashboard print. Field names
+// are snake case; durations are whole milliseconds (fields ending in _ms);
+// the time is RFC 3339; a value Redis could not tell (lag, entries_read) is
+// null; inactive_ms is 0 before Redis 7.2 and -1 for a consumer that never
+// read an entry; consumers is null when the snapshot was taken WithoutConsumers:
+//
+//	{
+//	  "stream": "{orders}", "length": 12, "last_id": "1700000000000-0",
+//	  "entries_added": 12, "time": "2024-01-01T00:00:00Z",
+//	  "dead_letter": {"key": "{orders}:dlq", "length": 1},
+//	  "groups": [{
+//	    "name": "billing", "consumer_count": 1, "pending": 2,
+//	    "oldest_pending_id": "1700000000000-0", "oldest_pending_age_ms": 1500,
+//	    "oldest_pending_idle_ms": 900, "oldest_pending_deliveries": 3,
+//	    "last_delivered_id": "1700000000005-0", "entries_read": 6, "lag": 6,
+//	    "consumers": [{"name": "worker-1", "pending": 2, "idle_ms": 900, "inactive_ms": 900}]
+//	  }]
+//	}
+//
+// Unmarshalling reads the same form back.
+//
 // Snapshot and Gauges never close the client they were given.
 package health

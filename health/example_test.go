@@ -2,8 +2,10 @@ package health_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -45,4 +47,46 @@ func ExampleRegisterGauges() {
 		log.Fatal(err)
 	}
 	defer reg.Unregister()
+}
+
+// The JSON form of a snapshot, as the midstream command prints it.
+func ExampleStreamHealth_MarshalJSON() {
+	h := health.StreamHealth{Stream: "{orders}", Length: 3, LastID: "1700000000002-0", EntriesAdded: 3,
+		Time:       time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		DeadLetter: health.DeadLetterHealth{Key: "{orders}:dlq"},
+		Groups: []health.GroupHealth{{Name: "billing", ConsumerCount: 1, Pending: 1,
+			OldestPendingID: "1700000000000-0", OldestPendingAge: 1500 * time.Millisecond,
+			LastDeliveredID: "1700000000000-0", Lag: 2, LagKnown: true}}}
+	b, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(b))
+	// Output:
+	// {
+	//   "stream": "{orders}",
+	//   "length": 3,
+	//   "last_id": "1700000000002-0",
+	//   "entries_added": 3,
+	//   "time": "2024-01-01T00:00:00Z",
+	//   "dead_letter": {
+	//     "key": "{orders}:dlq",
+	//     "length": 0
+	//   },
+	//   "groups": [
+	//     {
+	//       "name": "billing",
+	//       "consumer_count": 1,
+	//       "pending": 1,
+	//       "oldest_pending_id": "1700000000000-0",
+	//       "oldest_pending_age_ms": 1500,
+	//       "oldest_pending_idle_ms": 0,
+	//       "oldest_pending_deliveries": 0,
+	//       "last_delivered_id": "1700000000000-0",
+	//       "entries_read": null,
+	//       "lag": 2,
+	//       "consumers": null
+	//     }
+	//   ]
+	// }
 }

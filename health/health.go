@@ -25,6 +25,10 @@ type StreamHealth struct {
 	// LastID is the ID of the last entry ever added (last-generated-id):
 	// still reported after that entry was deleted or trimmed.
 	LastID string
+	// EntriesAdded is the number of entries ever added to the stream
+	// (XINFO STREAM's entries-added, Redis 7.0 and later; 0 before). Its
+	// growth over time is the stream's write rate.
+	EntriesAdded int64
 	// Groups are the stream's consumer groups, in the order Redis lists
 	// them (only those WithGroups selects).
 	Groups []GroupHealth
@@ -74,6 +78,13 @@ type GroupHealth struct {
 	OldestPendingDeliveries int64
 	// LastDeliveredID is the ID of the last entry delivered to the group.
 	LastDeliveredID string
+	// EntriesRead is the number of the stream's entries the group has
+	// read (XINFO GROUPS' entries-read, Redis 7.0 and later), when
+	// EntriesReadKnown: its growth over time is the group's delivery
+	// rate. Redis cannot always tell (see Lag).
+	EntriesRead int64
+	// EntriesReadKnown reports whether Redis reported EntriesRead.
+	EntriesReadKnown bool
 	// Lag is the number of entries in the stream not yet delivered to the
 	// group, when LagKnown. Redis (7.0 and later) cannot tell it after
 	// entries between the group's position and the end of the stream were
@@ -92,6 +103,10 @@ type ConsumerHealth struct {
 	Pending int64
 	// Idle is how long ago the consumer last interacted with the group.
 	Idle time.Duration
+	// Inactive is how long ago the consumer last read or claimed an entry
+	// successfully (XINFO CONSUMERS' inactive, Redis 7.2 and later: 0
+	// before); negative when it never did.
+	Inactive time.Duration
 }
 
 // DelayedHealth is the state of a stream's delay set: entries published to
@@ -264,6 +279,7 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 	}
 	h.Length = info.Val().Length
 	h.LastID = info.Val().LastGeneratedID
+	h.EntriesAdded = info.Val().EntriesAdded
 	if err := dlq.Err(); err != nil {
 		return h, fmt.Errorf("health: XLEN %q: %w", cfg.dlqKey, err)
 	}
@@ -330,7 +346,7 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 			}
 			g.Consumers = make([]ConsumerHealth, 0, len(cs))
 			for _, c := range cs {
-				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+				g.Consumers = append(g.Consumers, ConsumerHealth{Name: c.Name, Pending: c.Pending, Idle: c.Idle, Inactive: c.Inactive})
 			}
 		}
 	}
@@ -357,6 +373,11 @@ func parseGroup(r any) (GroupHealth, error) {
 			if v != nil {
 				g.Lag, err = num(v)
 				g.LagKnown = err == nil
+			}
+		case "entries-read":
+			if v != nil {
+				g.EntriesRead, err = num(v)
+				g.EntriesReadKnown = err == nil
 			}
 		}
 		return err

@@ -2,8 +2,10 @@ package health_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -59,5 +61,39 @@ func TestHealthGaugesRegister(t *testing.T) {
 		if err := reg.Unregister(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	h := health.StreamHealth{Stream: "{o}", Length: 12, LastID: "5-0", EntriesAdded: 14, Time: at,
+		DeadLetter: health.DeadLetterHealth{Key: "{o}:dlq", Length: 1},
+		Groups: []health.GroupHealth{
+			{Name: "a", ConsumerCount: 1, Pending: 2, OldestPendingID: "1-0", OldestPendingAge: 1500 * time.Millisecond,
+				OldestPendingIdle: 900 * time.Millisecond, OldestPendingDeliveries: 3, LastDeliveredID: "4-0",
+				EntriesRead: 6, EntriesReadKnown: true, Lag: 6, LagKnown: true,
+				Consumers: []health.ConsumerHealth{{Name: "w", Pending: 2, Idle: 900 * time.Millisecond, Inactive: -time.Millisecond}}},
+			{Name: "b"},
+		}}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"stream":"{o}","length":12,"last_id":"5-0","entries_added":14,"time":"2024-01-02T03:04:05Z",` +
+		`"dead_letter":{"key":"{o}:dlq","length":1},"groups":[{"name":"a","consumer_count":1,"pending":2,` +
+		`"oldest_pending_id":"1-0","oldest_pending_age_ms":1500,"oldest_pending_idle_ms":900,` +
+		`"oldest_pending_deliveries":3,"last_delivered_id":"4-0","entries_read":6,"lag":6,` +
+		`"consumers":[{"name":"w","pending":2,"idle_ms":900,"inactive_ms":-1}]},{"name":"b","consumer_count":0,"pending":0,` +
+		`"oldest_pending_id":"","oldest_pending_age_ms":0,"oldest_pending_idle_ms":0,` +
+		`"oldest_pending_deliveries":0,"last_delivered_id":"","entries_read":null,"lag":null,"consumers":null}]}`
+	if string(b) != want {
+		t.Fatalf("JSON\n got %s\nwant %s", b, want)
+	}
+	var back health.StreamHealth
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, h) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", back, h)
 	}
 }

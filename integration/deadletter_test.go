@@ -325,7 +325,8 @@ func TestDeadletterMoveOtherSlot(t *testing.T) {
 	if e := entries[0]; e.OriginalID != msgs[0].ID || e.Fields["a"] != "1" || e.Deliveries != 1 || e.Source != src {
 		t.Fatalf("DLQ entry %+v", e)
 	}
-	// Redrive from another slot: XADD then XDEL.
+	// Redrive from another slot: XADD (with its marker) then XDEL, to the
+	// group's redrive stream.
 	res, err := q.Redrive(ctx, deadletter.RedriveOptions{})
 	if err != nil || res.Redriven != 1 || len(res.NewIDs) != 1 {
 		t.Fatalf("Redrive = %+v, %v", res, err)
@@ -333,7 +334,7 @@ func TestDeadletterMoveOtherSlot(t *testing.T) {
 	if n := xlen(t, srv.Client, q.Key()); n != 0 {
 		t.Fatalf("DLQ length %d after redrive, want 0", n)
 	}
-	back := srv.Client.XRange(ctx, src, res.NewIDs[entries[0].ID], res.NewIDs[entries[0].ID]).Val()
+	back := srv.Client.XRange(ctx, deadletter.RedriveKey(src, "g"), res.NewIDs[entries[0].ID], res.NewIDs[entries[0].ID]).Val()
 	if len(back) != 1 || !maps.Equal(stringFields(back[0].Values), map[string]string{"a": "1"}) {
 		t.Fatalf("redriven entry %v", back)
 	}
@@ -366,7 +367,7 @@ func TestDeadletterLargeEntry(t *testing.T) {
 	if err != nil || res.Redriven != 1 {
 		t.Fatalf("Redrive = %+v, %v", res, err)
 	}
-	back := srv.Client.XRange(ctx, src, res.NewIDs[entries[0].ID], res.NewIDs[entries[0].ID]).Val()
+	back := srv.Client.XRange(ctx, deadletter.RedriveKey(src, "g"), res.NewIDs[entries[0].ID], res.NewIDs[entries[0].ID]).Val()
 	if len(back) != 1 || !maps.Equal(stringFields(back[0].Values), fields) {
 		t.Fatalf("redriven entry has %d entries", len(back))
 	}
@@ -547,9 +548,9 @@ func dlMoveN(t *testing.T, rdb redis.UniversalClient, q *deadletter.Queue, n int
 	return out
 }
 
-// TestDeadletterRedriveAll: every entry goes back to the source with its
-// original fields, provenance stripped; the DLQ ends empty; the group reads
-// the entries again as new ones.
+// TestDeadletterRedriveAll: every entry goes back to its group's redrive
+// stream with its original fields, provenance stripped; the DLQ ends empty;
+// the group reads the entries again as new ones there.
 func TestDeadletterRedriveAll(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
@@ -567,21 +568,28 @@ func TestDeadletterRedriveAll(t *testing.T) {
 	if c, err := q.Count(ctx); err != nil || c != 0 {
 		t.Fatalf("Count after redrive = %d, %v", c, err)
 	}
-	if l := xlen(t, srv.Client, q.Source()); l != 2*n {
-		t.Fatalf("source length %d, want %d", l, 2*n)
+	side := deadletter.RedriveKey(q.Source(), "g")
+	if l := xlen(t, srv.Client, q.Source()); l != n {
+		t.Fatalf("source length %d, want %d (nothing added)", l, n)
+	}
+	if l := xlen(t, srv.Client, side); l != n {
+		t.Fatalf("redrive stream length %d, want %d", l, n)
 	}
 	for _, e := range dl {
 		newID, ok := res.NewIDs[e.ID]
 		if !ok {
 			t.Fatalf("NewIDs lacks %s", e.ID)
 		}
-		back := srv.Client.XRange(ctx, q.Source(), newID, newID).Val()
+		back := srv.Client.XRange(ctx, side, newID, newID).Val()
 		if len(back) != 1 || !maps.Equal(stringFields(back[0].Values), originals[e.OriginalID]) {
 			t.Fatalf("redriven %s → %s: %v, want %v", e.ID, newID, back, originals[e.OriginalID])
 		}
 	}
 	// The group reads the redriven entries as new ones.
-	read, err := srv.Client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{q.Source(), ">"}, Count: 1000}).Result()
+	if err := srv.Client.XGroupCreate(ctx, side, "g", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	read, err := srv.Client.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{side, ">"}, Count: 1000}).Result()
 	if err != nil || len(read) != 1 || len(read[0].Messages) != n {
 		t.Fatalf("XREADGROUP after redrive: %v, %v", read, err)
 	}
@@ -610,8 +618,8 @@ func TestDeadletterRedriveNoDuplicates(t *testing.T) {
 		if err != nil || res.Redriven != 2 || res.Skipped != 7 {
 			t.Fatalf("second Redrive = %+v, %v; want 2 redriven, 7 skipped", res, err)
 		}
-		if l := xlen(t, srv.Client, q.Source()); l != 8 {
-			t.Fatalf("source length %d, want 8", l)
+		if l := xlen(t, srv.Client, deadletter.RedriveKey(q.Source(), "g")); l != 8 {
+			t.Fatalf("redrive stream length %d, want 8", l)
 		}
 		if c, _ := q.Count(ctx); c != 2 {
 			t.Fatalf("DLQ length %d, want 2", c)
@@ -656,7 +664,7 @@ func TestDeadletterRedriveNoDuplicates(t *testing.T) {
 				t.Fatalf("redriven %d + %d, want %d in all", results[0].Redriven, results[1].Redriven, n)
 			}
 			t.Logf("redriven %d + %d, skipped %d + %d", results[0].Redriven, results[1].Redriven, results[0].Skipped, results[1].Skipped)
-			msgs := srv.Client.XRange(ctx, q.Source(), "-", "+").Val()
+			msgs := srv.Client.XRange(ctx, deadletter.RedriveKey(q.Source(), "g"), "-", "+").Val()
 			seen := make(map[string]bool, n)
 			for _, m := range msgs {
 				v := m.Values["n"].(string)
@@ -666,7 +674,7 @@ func TestDeadletterRedriveNoDuplicates(t *testing.T) {
 				seen[v] = true
 			}
 			if len(msgs) != n {
-				t.Fatalf("source length %d, want %d", len(msgs), n)
+				t.Fatalf("redrive stream length %d, want %d", len(msgs), n)
 			}
 			if c, _ := q.Count(ctx); c != 0 {
 				t.Fatalf("DLQ length %d, want 0", c)
@@ -734,8 +742,8 @@ func TestDeadletterRedriveSelect(t *testing.T) {
 	if c, _ := q.Count(ctx); c != 30-7-5-4 {
 		t.Fatalf("DLQ length %d, want %d", c, 30-7-5-4)
 	}
-	if l := xlen(t, srv.Client, q.Source()); l != 16 {
-		t.Fatalf("source length %d, want 16", l)
+	if l := xlen(t, srv.Client, deadletter.RedriveKey(q.Source(), "billing")) + xlen(t, srv.Client, deadletter.RedriveKey(q.Source(), "shipping")); l != 16 {
+		t.Fatalf("redrive streams hold %d, want 16", l)
 	}
 
 	// Another target, in the DLQ's slot and outside it.

@@ -119,6 +119,20 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 // test ends, if it still runs; its stderr is logged if the test failed.
 func startWorker(t *testing.T, srv *redistest.Server, name string, env map[string]string) *proc {
 	t.Helper()
+	p := spawnWorker(t, srv, name, env)
+	select {
+	case <-p.ready:
+	case <-p.done:
+		t.Fatalf("worker %s exited before it was ready: %v\n%s", name, p.err, tail(p.stderr.String(), 4096))
+	case <-time.After(workerReadyTimeout):
+		t.Fatalf("worker %s not ready after %s\n%s", name, workerReadyTimeout, tail(p.stderr.String(), 4096))
+	}
+	return p
+}
+
+// spawnWorker is startWorker without waiting until the worker is ready.
+func spawnWorker(t *testing.T, srv *redistest.Server, name string, env map[string]string) *proc {
+	t.Helper()
 	addr := srv.Addr()
 	if srv.Backend == "url" {
 		addr = os.Getenv(redistest.EnvURL) // keeps the password and database
@@ -148,13 +162,6 @@ func startWorker(t *testing.T, srv *redistest.Server, name string, env map[strin
 			}
 		}
 	})
-	select {
-	case <-p.ready:
-	case <-p.done:
-		t.Fatalf("worker %s exited before it was ready: %v\n%s", name, p.err, tail(p.stderr.String(), 4096))
-	case <-time.After(workerReadyTimeout):
-		t.Fatalf("worker %s not ready after %s\n%s", name, workerReadyTimeout, tail(p.stderr.String(), 4096))
-	}
 	return p
 }
 

@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +59,32 @@ func allPages(t *testing.T, list func(cursor string) (notify.Page, error)) []not
 		}
 		cursor = p.Next
 	}
+}
+
+// watermark returns user's read watermark ("0-0" when it never moved).
+func watermark(t *testing.T, srv *redistest.Server, n *notify.Notifier, user string) string {
+	t.Helper()
+	wm, err := srv.Client.HGet(context.Background(), n.StateKey(user), "upto").Result()
+	if errors.Is(err, redis.Nil) {
+		return "0-0"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wm
+}
+
+// readSet returns the IDs in user's read set.
+func readSet(t *testing.T, srv *redistest.Server, n *notify.Notifier, user string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range srv.Client.ZRange(context.Background(), n.ReadSetKey(user), 0, -1).Val() {
+		ms, seq, _ := strings.Cut(m, "-")
+		a, _ := strconv.ParseUint(ms, 10, 64)
+		b, _ := strconv.ParseUint(seq, 10, 64)
+		out = append(out, fmt.Sprintf("%d-%d", a, b))
+	}
+	return out
 }
 
 func mustID(t *testing.T, s string) midstream.ID {
@@ -175,11 +203,8 @@ func TestNotifyUnreadExactUnderConcurrency(t *testing.T) {
 		}
 	}
 	// The read index stays small: only IDs above the watermark.
-	wm := srv.Client.Get(ctx, n.Stream(user)+":read-upto").Val()
-	if wm == "" { // never moved: the oldest notification is unread
-		wm = "0-0"
-	}
-	for _, m := range srv.Client.SMembers(ctx, n.Stream(user)+":read").Val() {
+	wm := watermark(t, srv, n, user)
+	for _, m := range readSet(t, srv, n, user) {
 		if mustID(t, m).Compare(mustID(t, wm)) <= 0 {
 			t.Errorf("read set holds %s at or below the watermark %s", m, wm)
 		}
@@ -243,7 +268,7 @@ func TestNotifyArticleLayout(t *testing.T) {
 	if err := n.MarkRead(ctx, "123", c); err != nil {
 		t.Fatal(err)
 	}
-	if wm := srv.Client.Get(ctx, stream+":read-upto").Val(); mustID(t, wm).Compare(mustID(t, d)) < 0 {
+	if wm := watermark(t, srv, n, "123"); mustID(t, wm).Compare(mustID(t, d)) < 0 {
 		t.Errorf("watermark %s, want at least %s", wm, d)
 	}
 	if got, err := n.UnreadCount(ctx, "123"); err != nil || got != 1 {
@@ -277,7 +302,7 @@ func TestNotifyMarkAllRead(t *testing.T) {
 	if p, _ := n.Unread(ctx, "u", "", 10); len(p.Items) != 0 {
 		t.Fatalf("Unread after MarkAllRead = %d items", len(p.Items))
 	}
-	if n := srv.Client.Exists(ctx, n.Stream("u")+":read").Val(); n != 0 {
+	if n := srv.Client.Exists(ctx, n.ReadSetKey("u")).Val(); n != 0 {
 		t.Errorf("read set still exists after MarkAllRead")
 	}
 	last := mustSend(t, n, "u")

@@ -681,7 +681,8 @@ func TestLedgerFailingTenPercentSustained(t *testing.T) {
 		}
 		return nil
 	}), consumer.WithName("w"), consumer.WithMaxDeliveries(maxDeliveries), consumer.WithMinIdle(minIdle),
-		consumer.WithRetryBackoff(retryBackoff), consumer.WithClaimInterval(claimInterval))
+		consumer.WithRetryBackoff(retryBackoff), consumer.WithClaimInterval(claimInterval),
+		consumer.WithRetryDelay(minIdle, minIdle))
 	stop := runConsumer(t, c)
 
 	// Produce at the rate, catching up after a late tick.

@@ -67,7 +67,8 @@ const (
 
 // faultHandler is the handler of the fault tests, in worker processes and in
 // process alike. Each call first counts itself in callsKey(ledger). An entry
-// whose field "poison" is "1" then fails at once. Otherwise the call sleeps
+// whose field "poison" is "1" then fails at once; in a worker process, one
+// whose field "pill" is "1" makes the process exit (pillExitCode). Otherwise the call sleeps
 // (to have work in flight when its process is killed or frozen), then fails
 // if fail is set, else records the entry in the ledger (HINCRBY ledger id 1)
 // before returning nil: an entry in the ledger was handled, whatever happens
@@ -86,6 +87,10 @@ type faultHandler struct {
 	instance string
 }
 
+// pillExitCode is the status of a worker process that met a crash pill
+// (an entry whose field "pill" is "1").
+const pillExitCode = 3
+
 // errPoison is what a poison entry's handler returns.
 var errPoison = errors.New("poison entry")
 
@@ -96,6 +101,10 @@ func (h *faultHandler) Handle(ctx context.Context, m *consumer.Message) error {
 	}
 	if err := h.rdb.HIncrBy(ctx, callsKey(h.ledger), m.ID, 1).Err(); err != nil {
 		return err
+	}
+	if m.Field("pill") == "1" && h.instance != "" {
+		// A crash pill: the worker process dies while handling it.
+		os.Exit(pillExitCode)
 	}
 	if m.Field("poison") == "1" {
 		h.logCall(ctx, m.ID, start, callFailed)

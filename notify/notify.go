@@ -10,6 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/keys"
+	"github.com/midstream-go/midstream/internal/telemetry"
 	"github.com/midstream-go/midstream/live"
 )
 
@@ -22,9 +24,11 @@ const (
 	FieldReadAt       = "readAt"       // in a read-marker entry: Unix milliseconds
 )
 
-// ErrCountBudget is returned (wrapped) by UnreadCount when more entries
-// follow the read watermark than the count budget allows it to read; the
-// count it returns with it is a lower bound.
+// ErrCountBudget is returned (wrapped) when a call would have to read more
+// entries than the count budget allows: by UnreadCount when more entries
+// follow the read watermark (the count it returns with it covers the
+// entries read), and by List and Unread when more read markers than that
+// wait to be folded (Sync folds them).
 var ErrCountBudget = errors.New("notify: unread count budget exhausted")
 
 // Notifier sends and lists per-user notifications kept in one stream per
@@ -33,6 +37,7 @@ var ErrCountBudget = errors.New("notify: unread count budget exhausted")
 type Notifier struct {
 	client redis.UniversalClient
 	cfg    config
+	tel    *telemetry.Ops
 }
 
 // Notification is one notification as listed.
@@ -41,7 +46,7 @@ type Notification struct {
 	Content   string
 	CreatedAt time.Time // zero if the entry has no valid createdAt
 	Read      bool
-	Fields    map[string]string // every field of the entry
+	Fields    map[string]string // every field of the entry (WithFields, WithValue)
 }
 
 // Page is one page of a list, newest first. Next is the cursor of the next
@@ -57,7 +62,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Notifier, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
 	}
-	cfg := config{prefix: DefaultKeyPrefix, budget: DefaultCountBudget}
+	cfg := config{prefix: DefaultKeyPrefix, budget: DefaultCountBudget, window: DefaultMarkerWindow,
+		markers: true, idemTTL: DefaultIdempotencyTTL}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: nil option", midstream.ErrInvalidOption)
@@ -67,7 +73,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Notifier, error) {
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
-	return &Notifier{client: client, cfg: cfg}, nil
+	return &Notifier{client: client, cfg: cfg, tel: telemetry.NewOps(cfg.tp, cfg.mp)}, nil
 }
 
 // Stream returns the key of user's notification stream.
@@ -76,6 +82,28 @@ func (n *Notifier) Stream(user string) string { return n.cfg.prefix + user }
 // Channel returns the pub/sub channel Send publishes user's notifications on.
 func (n *Notifier) Channel(user string) string { return n.Stream(user) + ":live" }
 
+// StateKey returns the hash holding user's read watermark ("upto") and fold
+// cursor ("synced"): "{notifications:123}:notify-state" for the stream
+// notifications:123. It shares the stream's cluster slot and is not under
+// the stream's prefix, so a scan of notifications:* never meets it.
+func (n *Notifier) StateKey(user string) string { return keys.Apart(n.Stream(user), "notify-state") }
+
+// ReadSetKey returns the sorted set of user's notifications above the
+// watermark that are marked read, beside StateKey.
+func (n *Notifier) ReadSetKey(user string) string { return keys.Apart(n.Stream(user), "notify-read") }
+
+func (n *Notifier) idemKey(user, key string) string {
+	return keys.Apart(n.Stream(user), "notify-idem:"+strconv.Itoa(len(key))+":"+key)
+}
+
+// legacyKeys returns the keys in which earlier versions kept the read state:
+// watermark, read set, fold cursor.
+func (n *Notifier) legacyKeys(user string) [3]string {
+	s := n.Stream(user)
+	return [3]string{s + ":read-upto", s + ":read", s + ":read-synced"}
+}
+
+// keys returns stream, state hash and read set of user.
 func (n *Notifier) keys(user string) ([]string, error) {
 	if user == "" {
 		return nil, fmt.Errorf("%w: empty user", midstream.ErrInvalidOption)
@@ -84,30 +112,19 @@ func (n *Notifier) keys(user string) ([]string, error) {
 	if err := midstream.CheckStream(s); err != nil {
 		return nil, err
 	}
-	return []string{s, s + ":read-upto", s + ":read", s + ":read-synced"}, nil
+	return []string{s, n.StateKey(user), n.ReadSetKey(user)}, nil
 }
 
-// Send adds a notification for user ({content, read: "false", createdAt})
-// and publishes {"id": ..., "content": ...} on its channel, atomically, and
-// returns its ID. With WithMaxLen the stream is trimmed on the way.
-func (n *Notifier) Send(ctx context.Context, user, content string) (string, error) {
-	keys, err := n.keys(user)
-	if err != nil {
-		return "", err
-	}
-	created := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	id, err := sendScript.Run(ctx, n.client, []string{keys[0], n.Channel(user)},
-		content, created, strconv.FormatInt(n.cfg.maxLen, 10)).Text()
-	if err != nil {
-		return "", fmt.Errorf("notify: send to %s: %w", user, err)
-	}
-	return id, nil
-}
+func nowMillis() string { return strconv.FormatInt(time.Now().UnixMilli(), 10) }
 
-// MarkRead marks the notification id of user read. Marking an ID at or
-// below the read watermark, or twice, does nothing.
+// MarkRead marks the notification id of user read: in the read set, and,
+// unless WithoutReadMarkers, with a read marker {markedReadId, readAt}
+// appended to the stream the article's way, so that the article's
+// getUnreadNotifications agrees. Marking an ID already read, a marker or an
+// ID not in the stream does nothing. It then folds and advances the
+// watermark by a bounded step (see Sync).
 func (n *Notifier) MarkRead(ctx context.Context, user, id string) error {
-	keys, err := n.keys(user)
+	ks, err := n.keys(user)
 	if err != nil {
 		return err
 	}
@@ -115,129 +132,134 @@ func (n *Notifier) MarkRead(ctx context.Context, user, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := markReadScript.Run(ctx, n.client, keys, pid.String()).Err(); err != nil {
-		return fmt.Errorf("notify: mark %s read for %s: %w", id, user, err)
+	ctx, span := n.tel.Start(ctx, "mark_read", n.cfg.prefix, true)
+	_, err = n.write(ctx, user, markReadScript, ks, pid.String(), n.markersArg(), nowMillis(), n.cfg.maxLen, stepEntries)
+	if err != nil {
+		err = fmt.Errorf("notify: mark %s read for %s: %w", id, user, err)
 	}
-	return nil
+	n.tel.End(span, err)
+	return err
 }
 
-// MarkAllRead marks every notification of user read.
+// MarkAllRead marks every notification of user read: the watermark moves
+// to the stream's last entry. Unless WithoutReadMarkers, it first appends
+// a read marker for each notification among the WithMarkerWindow newest
+// entries that has none there (at most that many: bounded work), so that
+// the article's reader, which looks at the 100 newest entries, sees none
+// unread.
 func (n *Notifier) MarkAllRead(ctx context.Context, user string) error {
-	keys, err := n.keys(user)
+	ks, err := n.keys(user)
 	if err != nil {
 		return err
 	}
-	if err := markAllReadScript.Run(ctx, n.client, keys).Err(); err != nil {
-		return fmt.Errorf("notify: mark all read for %s: %w", user, err)
+	window := n.cfg.window
+	if !n.cfg.markers {
+		window = 0
+	}
+	ctx, span := n.tel.Start(ctx, "mark_all_read", n.cfg.prefix, true)
+	_, err = n.write(ctx, user, markAllReadScript, ks, window, nowMillis(), n.cfg.maxLen)
+	if err != nil {
+		err = fmt.Errorf("notify: mark all read for %s: %w", user, err)
+	}
+	n.tel.End(span, err)
+	return err
+}
+
+// Sync folds the read markers other clients appended (the article's
+// markNotificationRead) into user's read state and moves the watermark
+// over the read entries after it, in steps of a bounded number of entries,
+// one script each, until done or ctx ends. List, Unread and UnreadCount
+// honour markers that are not folded yet, reading them on every call: Sync
+// (which MarkRead and MarkAllRead do a step of) keeps that work small for
+// streams other clients write to. Sync also finishes a migration from the
+// earlier layout's keys that was interrupted.
+func (n *Notifier) Sync(ctx context.Context, user string) error {
+	ks, err := n.keys(user)
+	if err != nil {
+		return err
+	}
+	// Keys of the earlier layout left by an interrupted migration are
+	// brought over (again: it is idempotent) and deleted.
+	l, err := n.legacy(ctx, n.legacyKeys(user))
+	if err != nil {
+		return fmt.Errorf("notify: sync %s: %w", user, err)
+	}
+	if l.found != [3]bool{} {
+		if err := n.init(ctx, user, ks); err != nil {
+			return fmt.Errorf("notify: sync %s: %w", user, err)
+		}
+	}
+	for {
+		done, err := n.write(ctx, user, syncScript, ks, stepEntries)
+		if err != nil {
+			return fmt.Errorf("notify: sync %s: %w", user, err)
+		}
+		if done == 1 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+func (n *Notifier) markersArg() string {
+	if n.cfg.markers {
+		return "1"
+	}
+	return "0"
+}
+
+// write runs a write script; when it reports a state that needs
+// initializing (-1), it initializes it and runs the script again.
+func (n *Notifier) write(ctx context.Context, user string, s *redis.Script, ks []string, args ...any) (int64, error) {
+	for range 2 {
+		r, err := s.Run(ctx, n.client, ks, args...).Int64()
+		if err != nil || r != -1 {
+			return r, err
+		}
+		if err := n.init(ctx, user, ks); err != nil {
+			return 0, err
+		}
+	}
+	return 0, errors.New("state not initialized")
+}
+
+// init creates user's state, bringing over the state earlier versions kept
+// under the stream's own prefix (watermark, read set, fold cursor), which
+// it then deletes: the read set first, the state hash (which takes the
+// watermark) next, the old keys last, so that a crash between two steps
+// loses nothing and a repeat does no harm.
+func (n *Notifier) init(ctx context.Context, user string, ks []string) error {
+	old := n.legacyKeys(user)
+	l, err := n.legacy(ctx, old)
+	if err != nil {
+		return err
+	}
+	members := make([]redis.Z, 0, len(l.read))
+	for id := range l.read {
+		if pid, err := midstream.ParseID(id); err == nil && l.wm.Compare(pid) < 0 {
+			members = append(members, redis.Z{Member: padID(pid)})
+		}
+	}
+	for len(members) > 0 {
+		chunk := members[:min(len(members), 1000)]
+		members = members[len(chunk):]
+		if err := n.client.ZAdd(ctx, ks[2], chunk...).Err(); err != nil {
+			return err
+		}
+	}
+	if err := initScript.Run(ctx, n.client, ks, l.wm.String(), l.synced.String()).Err(); err != nil {
+		return err
+	}
+	for i, found := range l.found {
+		if found {
+			if err := n.client.Del(ctx, old[i]).Err(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
-}
-
-// UnreadCount returns how many notifications of user are unread. It reads
-// only the entries after the read watermark, at most the count budget of
-// them; when more follow, it returns the count so far and an error wrapping
-// ErrCountBudget.
-func (n *Notifier) UnreadCount(ctx context.Context, user string) (int64, error) {
-	keys, err := n.keys(user)
-	if err != nil {
-		return 0, err
-	}
-	res, err := unreadCountScript.Run(ctx, n.client, keys, n.cfg.budget).Int64Slice()
-	if err != nil {
-		return 0, fmt.Errorf("notify: unread count for %s: %w", user, err)
-	}
-	if len(res) != 2 {
-		return 0, fmt.Errorf("notify: unread count for %s: unexpected reply %v", user, res)
-	}
-	if res[1] == 1 {
-		return res[0], fmt.Errorf("%w: more than %d entries after the watermark", ErrCountBudget, n.cfg.budget)
-	}
-	return res[0], nil
-}
-
-// List returns up to limit notifications of user, newest first, starting
-// after cursor ("" for the newest). Read-marker entries are never listed.
-// limit is from 1 to MaxListLimit.
-func (n *Notifier) List(ctx context.Context, user, cursor string, limit int) (Page, error) {
-	return n.list(ctx, user, cursor, limit, false)
-}
-
-// Unread is List restricted to unread notifications. It reads nothing at or
-// below the read watermark.
-func (n *Notifier) Unread(ctx context.Context, user, cursor string, limit int) (Page, error) {
-	return n.list(ctx, user, cursor, limit, true)
-}
-
-func (n *Notifier) list(ctx context.Context, user, cursor string, limit int, unreadOnly bool) (Page, error) {
-	keys, err := n.keys(user)
-	if err != nil {
-		return Page{}, err
-	}
-	if limit < 1 || limit > MaxListLimit {
-		return Page{}, fmt.Errorf("%w: limit %d not within [1, %d]", midstream.ErrInvalidOption, limit, MaxListLimit)
-	}
-	end := "+"
-	if cursor != "" {
-		c, err := midstream.ParseID(cursor)
-		if err != nil {
-			return Page{}, err
-		}
-		end = "(" + c.String()
-	}
-	state, err := stateScript.Run(ctx, n.client, keys).Slice()
-	if err != nil {
-		return Page{}, fmt.Errorf("notify: read state of %s: %w", user, err)
-	}
-	if len(state) != 2 {
-		return Page{}, fmt.Errorf("notify: read state of %s: unexpected reply %v", user, state)
-	}
-	wmStr, _ := state[0].(string)
-	wm, err := midstream.ParseID(wmStr)
-	if err != nil {
-		return Page{}, err
-	}
-	readSet := map[string]bool{}
-	if members, ok := state[1].([]any); ok {
-		for _, m := range members {
-			if s, ok := m.(string); ok {
-				readSet[s] = true
-			}
-		}
-	}
-	start := "-"
-	if unreadOnly {
-		start = "(" + wm.String()
-	}
-	var page Page
-	for {
-		msgs, err := n.client.XRevRangeN(ctx, keys[0], end, start, int64(limit)).Result()
-		if err != nil {
-			return Page{}, fmt.Errorf("notify: list %s: %w", user, err)
-		}
-		for _, m := range msgs {
-			end = "(" + m.ID
-			nt, ok := decode(keys[0], m)
-			if !ok {
-				continue // a read marker
-			}
-			id, err := midstream.ParseID(m.ID)
-			if err != nil {
-				return Page{}, err
-			}
-			nt.Read = nt.Read || id.Compare(wm) <= 0 || readSet[m.ID]
-			if unreadOnly && nt.Read {
-				continue
-			}
-			page.Items = append(page.Items, nt)
-			if len(page.Items) == limit {
-				page.Next = m.ID
-				return page, nil
-			}
-		}
-		if len(msgs) < limit {
-			return page, nil
-		}
-	}
 }
 
 // Live follows user's notifications from from (an entry ID, live.Now or
@@ -273,18 +295,5 @@ func Decode(e midstream.Entry) Notification {
 	return nt
 }
 
-// decode converts a go-redis message; ok is false for read markers.
-func decode(stream string, m redis.XMessage) (Notification, bool) {
-	f := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		if s, ok := v.(string); ok {
-			f[k] = s
-		} else {
-			f[k] = fmt.Sprint(v)
-		}
-	}
-	if _, marker := f[FieldMarkedReadID]; marker {
-		return Notification{}, false
-	}
-	return Decode(midstream.Entry{Stream: stream, ID: m.ID, Fields: f}), true
-}
+// fields converts a go-redis message's values.
+func fields(m redis.XMessage) map[string]string { return midstream.Values(m.Values).Map() }

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,12 +15,15 @@ func TestZeroMeansDefault(t *testing.T) {
 	n, err := New(rdb,
 		WithKeyPrefix("n:"), WithKeyPrefix(""),
 		WithMaxLen(10), WithMaxLen(0),
-		WithCountBudget(10), WithCountBudget(0))
+		WithCountBudget(10), WithCountBudget(0),
+		WithMarkerWindow(10), WithMarkerWindow(0),
+		WithIdempotencyTTL(time.Second), WithIdempotencyTTL(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := n.cfg
-	if c.prefix != DefaultKeyPrefix || c.maxLen != 0 || c.budget != DefaultCountBudget {
+	if c.prefix != DefaultKeyPrefix || c.maxLen != 0 || c.budget != DefaultCountBudget ||
+		c.window != DefaultMarkerWindow || c.idemTTL != DefaultIdempotencyTTL || !c.markers {
 		t.Fatalf("config %+v, want the defaults", c)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -31,6 +33,13 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"budget MaxInt64", rdb, []notify.Option{notify.WithCountBudget(math.MaxInt64)}},
 		{"budget 1e9", rdb, []notify.Option{notify.WithCountBudget(1e9)}},
 		{"nil live option", rdb, []notify.Option{notify.WithLiveOptions(nil)}},
+		{"negative marker window", rdb, []notify.Option{notify.WithMarkerWindow(-1)}},
+		{"marker window above max", rdb, []notify.Option{notify.WithMarkerWindow(notify.MaxMarkerWindow + 1)}},
+		{"negative idempotency TTL", rdb, []notify.Option{notify.WithIdempotencyTTL(-1)}},
+		{"idempotency TTL above max", rdb, []notify.Option{notify.WithIdempotencyTTL(notify.MaxIdempotencyTTL + 1)}},
+		{"idempotency TTL below 1ms", rdb, []notify.Option{notify.WithIdempotencyTTL(time.Microsecond)}},
+		{"nil tracer provider", rdb, []notify.Option{notify.WithTracerProvider(nil)}},
+		{"nil meter provider", rdb, []notify.Option{notify.WithMeterProvider(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,5 +86,13 @@ func TestCallsRejectBadArguments(t *testing.T) {
 	}
 	if _, err := n.List(ctx, "u", "x", 1); !errors.Is(err, midstream.ErrInvalidID) {
 		t.Errorf("List bad cursor: %v", err)
+	}
+	for i, o := range []notify.SendOption{nil, notify.WithIdempotencyKey(""),
+		notify.WithIdempotencyKey(strings.Repeat("k", notify.MaxIdempotencyKeyLen+1)),
+		notify.WithFields(map[string]string{notify.FieldContent: "x"}), notify.WithFields(map[string]string{"traceparent": "x"}),
+		notify.WithValue[map[string]string](nil, nil)} {
+		if _, err := n.Send(ctx, "u", "x", o); !errors.Is(err, midstream.ErrInvalidOption) && !errors.Is(err, midstream.ErrReservedField) {
+			t.Errorf("Send with bad option %d: %v", i, err)
+		}
 	}
 }

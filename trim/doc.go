@@ -16,6 +16,8 @@
 //		log.Printf("group %s still needs %s (%s)", h.Group, h.Until, h.Reason)
 //	}
 //
+//	res, err = trim.Preview(ctx, rdb, "activity", policy) // what a pass would do now, trimming nothing
+//
 //	t, err := trim.New(rdb, policy, trim.WithPattern("activity:*"), trim.WithInterval(10*time.Second))
 //	if err != nil {
 //		return err

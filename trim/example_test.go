@@ -83,3 +83,33 @@ func ExampleNew() {
 	fmt.Printf("%s: trimmed %d, %d left\n", r.Stream, r.Trimmed, r.Len)
 	// Output: orders:eu: trimmed 90, 10 left
 }
+
+// What a pass would trim now, and who holds entries back, without trimming.
+func ExamplePreview() {
+	mr := miniredis.NewMiniRedis() // any Redis server works: this one is embedded
+	if err := mr.Start(); err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	for i := 1; i <= 10; i++ {
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: "activity", ID: fmt.Sprintf("%d-0", i), Values: []string{"n", fmt.Sprint(i)}})
+	}
+	rdb.XGroupCreate(ctx, "activity", "mailer", "3-0") // it has read up to 3-0
+
+	res, err := trim.Preview(ctx, rdb, "activity", trim.Policy{MaxLen: 2})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("would trim", res.Trimmed, "leaving", res.Len)
+	for _, h := range res.HeldBackBy {
+		fmt.Printf("%s needs %s (%s)\n", h.Group, h.Until, h.Reason)
+	}
+	fmt.Println("length now", rdb.XLen(ctx, "activity").Val())
+	// Output:
+	// would trim 3 leaving 7
+	// mailer needs 4-0 (undelivered)
+	// length now 10
+}

@@ -7,7 +7,9 @@ import "github.com/redis/go-redis/v9"
 // that no XADD, XREADGROUP, XACK, XCLAIM or XGROUP can happen in between.
 //
 // ARGV: max length (0: none), max age in ms (0: none), "1" for approximate,
-// the work limit (>= 1), "1" for unsafe.
+// the work limit (>= 1), "1" for unsafe, "1" for a preview (everything is
+// computed as for a pass, but nothing is trimmed: trimmed is then what an
+// exact pass would trim, and length what it would leave).
 //
 // Entries with an ID below the cutoff go (XTRIM MINID semantics). A group
 // needs every entry from the lower of its oldest pending ID (XPENDING
@@ -28,6 +30,7 @@ local maxage = tonumber(ARGV[2])
 local approx = ARGV[3] == '1'
 local limit = tonumber(ARGV[4])
 local unsafe = ARGV[5] == '1'
+local preview = ARGV[6] == '1'
 local MAXPART = '18446744073709551615'
 
 local function split(id)
@@ -150,7 +153,9 @@ local evict = search(1, n, cutoff) - 1
 
 local trimmed = 0
 if evict > 0 then
-  if approx then
+  if preview then
+    trimmed = evict
+  elseif approx then
     trimmed = redis.call('XTRIM', key, 'MINID', '~', cutoff, 'LIMIT', limit)
   else
     trimmed = redis.call('XTRIM', key, 'MINID', '=', cutoff)
@@ -179,5 +184,7 @@ if not unsafe then
   end
 end
 
-return {trimmed, cutoff, bound, n - evict, more, lost, redis.call('XLEN', key), held}
+local after = redis.call('XLEN', key)
+if preview then after = len - trimmed end
+return {trimmed, cutoff, bound, n - evict, more, lost, after, held}
 `)

@@ -91,24 +91,44 @@ type Result struct {
 // failover, say) Trim has the cluster client reload its view of the
 // cluster, so that a retry goes to the node that holds stream now.
 func Trim(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
-	if client == nil {
-		return Result{}, fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
-	}
-	if err := midstream.CheckStream(stream); err != nil {
+	if err := checkArgs(client, stream, p); err != nil {
 		return Result{}, err
 	}
-	if err := p.Validate(); err != nil {
-		return Result{}, err
-	}
-	res, err := pass(ctx, client, stream, p)
+	res, err := pass(ctx, client, stream, p, false)
 	if err != nil && rediserr.Classify(err) == rediserr.Topology {
 		rediserr.Refresh(ctx, client)
 	}
 	return res, err
 }
 
+// Preview computes what Trim(ctx, client, stream, p) would do now, and
+// does not trim: Result.Trimmed is how many entries an exact pass would
+// delete (an approximate one deletes whole nodes only, so at most that
+// many), Result.Len the length it would leave, and Cutoff, PolicyCutoff,
+// HeldBack, HeldBackBy, More and Lost are what that pass would report. It
+// runs the same script as Trim, in one step, so it sees the stream and its
+// groups at one moment; a Trim that follows may see more work acknowledged
+// and trim further. Its arguments, errors and cost are Trim's.
+func Preview(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
+	if err := checkArgs(client, stream, p); err != nil {
+		return Result{}, err
+	}
+	return pass(ctx, client, stream, p, true)
+}
+
+// checkArgs refuses what Trim and Preview refuse.
+func checkArgs(client redis.UniversalClient, stream string, p Policy) error {
+	if client == nil {
+		return fmt.Errorf("%w: nil client", midstream.ErrInvalidOption)
+	}
+	if err := midstream.CheckStream(stream); err != nil {
+		return err
+	}
+	return p.Validate()
+}
+
 // pass runs the script for a validated policy.
-func pass(ctx context.Context, client redis.UniversalClient, stream string, p Policy) (Result, error) {
+func pass(ctx context.Context, client redis.UniversalClient, stream string, p Policy, preview bool) (Result, error) {
 	res := Result{Stream: stream}
 	argv := []any{
 		p.MaxLen,
@@ -116,6 +136,7 @@ func pass(ctx context.Context, client redis.UniversalClient, stream string, p Po
 		flag(p.Approx),
 		p.limit(),
 		flag(p.Unsafe),
+		flag(preview),
 	}
 	reply, err := trimScript.Run(ctx, client, []string{stream}, argv...).Slice()
 	if err != nil {

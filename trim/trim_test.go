@@ -167,3 +167,43 @@ func equal(a, b trim.Result) bool {
 	return a.Stream == b.Stream && a.Trimmed == b.Trimmed && a.Cutoff == b.Cutoff && a.PolicyCutoff == b.PolicyCutoff &&
 		a.HeldBack == b.HeldBack && a.More == b.More && a.Lost == b.Lost && a.Len == b.Len && slices.Equal(a.HeldBackBy, b.HeldBackBy)
 }
+
+// TestPreviewTrimsNothing: Preview reports what the same Trim would do, and
+// leaves the stream alone.
+func TestPreviewTrimsNothing(t *testing.T) {
+	c, _ := newClient(t)
+	ctx := context.Background()
+	add(t, c, "s", seq(1, 20)...)
+	c.XGroupCreate(ctx, "s", "g", "0")
+	msgs := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{"s", ">"}, Count: 8}).Val()[0].Messages
+	for _, m := range msgs[:6] {
+		c.XAck(ctx, "s", "g", m.ID)
+	}
+	want := trim.Result{
+		Stream: "s", Trimmed: 6, Cutoff: "7-0", PolicyCutoff: "16-0", HeldBack: 9, Len: 14,
+		HeldBackBy: []trim.HeldBack{{Group: "g", Until: "7-0", Reason: trim.ReasonPending}},
+	}
+	for range 2 {
+		res, err := trim.Preview(ctx, c, "s", trim.Policy{MaxLen: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equal(res, want) {
+			t.Fatalf("got %+v\nwant %+v", res, want)
+		}
+		if got := left(t, c, "s"); !slices.Equal(got, seq(1, 20)) {
+			t.Fatalf("preview trimmed: left %v", got)
+		}
+	}
+	res, err := trim.Trim(ctx, c, "s", trim.Policy{MaxLen: 5})
+	if err != nil || !equal(res, want) {
+		t.Fatalf("trim after preview: %+v, %v", res, err)
+	}
+	res, err = trim.Preview(ctx, c, "s", trim.Policy{MaxLen: 5, Unsafe: true})
+	if err != nil || res.Trimmed != 9 || res.Lost != 9 || res.Len != 5 || len(left(t, c, "s")) != 14 {
+		t.Fatalf("unsafe preview: %+v, %v, left %v", res, err, left(t, c, "s"))
+	}
+	if _, err := trim.Preview(ctx, c, "s", trim.Policy{}); err == nil {
+		t.Fatal("empty policy accepted")
+	}
+}

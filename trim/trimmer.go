@@ -231,7 +231,7 @@ func (t *Trimmer) visit(ctx context.Context, stream string) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		res, err := pass(ctx, t.client, stream, t.policy)
+		res, err := pass(ctx, t.client, stream, t.policy, false)
 		if err != nil && ctx.Err() != nil {
 			return nil
 		}

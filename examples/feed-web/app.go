@@ -89,14 +89,16 @@ func (a *app) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Not atomic with the Append: a crash here loses notifications, never
-	// the post. The followers set is kept by feed.Follow.
-	followers, err := a.rdb.SMembers(ctx, feed.FollowersKey(user)).Result()
+	// the post. The followers set is kept by feed.Follow. The idempotency
+	// key makes a repeat of these sends (a retry) notify nobody twice.
+	followers, err := a.feed.Followers(ctx, user)
 	if err != nil {
 		serverError(w, err)
 		return
 	}
 	for _, f := range followers {
-		if _, err := a.notify.Send(ctx, f, user+" posted: "+text); err != nil {
+		if _, err := a.notify.Send(ctx, f, user+" posted: "+text, notify.WithIdempotencyKey("post:"+id),
+			notify.WithFields(map[string]string{"postId": id})); err != nil {
 			serverError(w, err)
 			return
 		}

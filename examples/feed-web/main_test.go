@@ -3,18 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream/examples/internal/exampleredis"
 	"github.com/midstream-go/midstream/feed"
@@ -196,15 +200,53 @@ func TestBrowser(t *testing.T) {
 // real server (REDIS_URL). Their posts stay in the shared activity stream.
 func deleteUsers(t *testing.T, a *app, users ...string) {
 	t.Cleanup(func() {
-		var keys []string
 		for _, u := range users {
-			s := a.notify.Stream(u)
-			keys = append(keys, feed.FollowingKey(u), feed.FollowersKey(u), s, s+":read-upto", s+":read", s+":read-synced")
-		}
-		if err := a.rdb.Del(context.Background(), keys...).Err(); err != nil {
-			t.Errorf("delete test keys: %v", err)
+			// One key per command: on a cluster they live in different slots.
+			for _, k := range []string{feed.FollowingKey(u), feed.FollowersKey(u), a.notify.Stream(u), a.notify.StateKey(u), a.notify.ReadSetKey(u)} {
+				if err := a.rdb.Del(context.Background(), k).Err(); err != nil {
+					t.Errorf("delete test key %s: %v", k, err)
+				}
+			}
 		}
 	})
+}
+
+// articleReader returns a function that runs one of the article's
+// node-redis functions (integration/articlejs/article.mjs) against rdb's
+// server and decodes its JSON output, or nil (the test is skipped, or fails
+// with MIDSTREAM_REQUIRE_NODE=1) when node or its packages are missing.
+func articleReader(t *testing.T, rdb *redis.Client) func(out any, args ...string) {
+	script := filepath.Join("..", "..", "integration", "articlejs", "article.mjs")
+	_, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "redis", "package.json"))
+	}
+	if err != nil {
+		if os.Getenv("MIDSTREAM_REQUIRE_NODE") == "1" {
+			t.Fatalf("MIDSTREAM_REQUIRE_NODE=1 but node or integration/articlejs's packages are missing: %v", err)
+		}
+		t.Logf("not checking with the article's node-redis code: %v", err)
+		return nil
+	}
+	o := rdb.Options()
+	u := url.URL{Scheme: "redis", Host: o.Addr}
+	if o.Password != "" {
+		u.User = url.UserPassword(o.Username, o.Password)
+	}
+	return func(out any, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", append([]string{script, u.String()}, args...)...)
+		cmd.Stderr = os.Stderr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node article.mjs %v: %v", args, err)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("node article.mjs %v printed %q: %v", args, b, err)
+		}
+	}
 }
 
 // step2 logs a step from inside a chromedp.Do.
@@ -265,6 +307,29 @@ func TestAPI(t *testing.T) {
 	}
 	if code, body := post("/api/post", url.Values{"user": {alice}, "text": {"hi"}}); code != 200 || !strings.Contains(body, `"notified":1`) {
 		t.Fatalf("post: %d %s", code, body)
+	}
+
+	// The article's own node-redis functions read what the page wrote.
+	if js := articleReader(t, rdb); js != nil {
+		var unread, feedItems []map[string]string
+		js(&unread, "unread", bob)
+		js(&feedItems, "feed", bob)
+		if len(unread) != 1 || !strings.Contains(unread[0]["content"], "hi") {
+			t.Fatalf("the article's getUnreadNotifications(bob) = %v", unread)
+		}
+		if len(feedItems) != 1 || feedItems[0]["actor"] != alice || feedItems[0]["text"] != "hi" {
+			t.Fatalf("the article's getActivityFeed(bob) = %v", feedItems)
+		}
+		if code, body := post("/api/read", url.Values{"user": {bob}}); code != 200 {
+			t.Fatalf("read: %d %s", code, body)
+		}
+		js(&unread, "unread", bob)
+		if len(unread) != 0 {
+			t.Fatalf("the article's getUnreadNotifications(bob) after Mark read = %v", unread)
+		}
+		if code, body := post("/api/post", url.Values{"user": {alice}, "text": {"hi"}}); code != 200 {
+			t.Fatalf("post: %d %s", code, body)
+		}
 	}
 
 	// The event stream starts with a snapshot holding the post and the count.

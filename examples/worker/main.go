@@ -1,7 +1,9 @@
 // Command worker shows what happens to an entry a handler cannot process: a
-// consumer retries it with a growing backoff, moves it to the dead-letter
-// stream after its last allowed delivery, with its provenance; once the
-// handler is fixed, the entry is redriven to the stream and handled. It runs
+// consumer retries it after a short, growing delay (independent of crash
+// detection), moves it to the dead-letter stream after its last allowed
+// delivery, with its provenance; once the handler is fixed, the entry is
+// redriven to its group, billing, and handled there, while the other group
+// of the stream, email, which had handled it, never sees it again. It runs
 // on an embedded miniredis, or on the server at REDIS_URL.
 //
 //	go run ./examples/worker
@@ -59,7 +61,9 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer rdb.Del(context.WithoutCancel(ctx), stream, dlq.Key())
+	defer rdb.Del(context.WithoutCancel(ctx), stream, dlq.Key(),
+		deadletter.RedriveKey(stream, "billing"), deadletter.RedriveKey(stream, "email"),
+		consumer.RetryKey(stream, "billing"))
 
 	orders := []Order{{1, "EUR", 12.5}, {2, "USD", 30}, {3, "XTS", 99}, {4, "EUR", 7.25}}
 	for _, o := range orders {
@@ -88,15 +92,36 @@ func run(ctx context.Context, out io.Writer) error {
 		handled.Add(1)
 		return nil
 	})
+	// The email group sends one confirmation per order.
+	var emailMu sync.Mutex
+	emailed := map[int]int{}
+	email := consumer.Typed(func(ctx context.Context, o Order, m *consumer.Message) error {
+		emailMu.Lock()
+		emailed[o.ID]++
+		emailMu.Unlock()
+		return nil
+	})
+	mailer, err := consumer.New(rdb, stream, "email", email, consumer.WithBlock(50*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	mctx, stopMailer := context.WithCancel(ctx)
+	mailerDone := make(chan error, 1)
+	go func() { mailerDone <- mailer.Run(mctx) }()
+	defer func() {
+		stopMailer()
+		<-mailerDone
+	}()
+
 	var stats consumer.Stats
-	// start runs worker-1 until the returned function is called.
+	// start runs worker-1 of billing until the returned function is called.
 	start := func() (stop func() error, err error) {
 		c, err := consumer.New(rdb, stream, "billing", handler,
-			consumer.WithName("worker-1"), consumer.WithStart(consumer.StartBeginning),
+			consumer.WithName("worker-1"),
 			consumer.WithConcurrency(1), consumer.WithBlock(50*time.Millisecond),
-			// Short times for the demo; the defaults are 30s, 5s and 5 minutes.
-			consumer.WithMinIdle(100*time.Millisecond), consumer.WithClaimInterval(20*time.Millisecond),
-			consumer.WithRetryBackoff(time.Second),
+			// A fast retry for the demo (the default is 1s doubling to 5
+			// minutes); crash detection keeps its default (30s).
+			consumer.WithRetryDelay(100*time.Millisecond, time.Second),
 			consumer.WithMaxDeliveries(maxDeliveries), consumer.WithDeadLetter(dlq))
 		if err != nil {
 			return nil, err
@@ -116,7 +141,7 @@ func run(ctx context.Context, out io.Writer) error {
 		}, nil
 	}
 
-	fmt.Fprintf(out, "worker-1 runs (retry after 100ms, then 200ms; dead-letter after %d deliveries):\n", maxDeliveries)
+	fmt.Fprintf(out, "billing's worker-1 runs (retry after 100ms, then 200ms; dead-letter after %d deliveries); email's runs too:\n", maxDeliveries)
 	stop, err := start()
 	if err != nil {
 		return err
@@ -149,13 +174,13 @@ func run(ctx context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "pending in the group: %d\n", pending.Count)
 
 	supportXTS.Store(true)
-	fmt.Fprintln(out, "fix deployed (XTS supported); redriving the dead-letter stream:")
+	fmt.Fprintln(out, "fix deployed (XTS supported); redriving the dead-letter stream to billing only:")
 	res, err := dlq.Redrive(ctx, deadletter.RedriveOptions{})
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		fmt.Fprintf(out, "  %s -> %s as a new entry\n", e.ID, res.NewIDs[e.ID])
+		fmt.Fprintf(out, "  %s -> %s in %s\n", e.ID, res.NewIDs[e.ID], deadletter.RedriveKey(stream, e.Group))
 	}
 	fmt.Fprintf(out, "redriven %d, skipped %d; worker-1 runs again:\n", res.Redriven, res.Skipped)
 	if stop, err = start(); err != nil {
@@ -179,6 +204,9 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "done: %d orders handled, %d failed calls, %d reclaimed, %d dead-lettered; %d pending, %d in the dead-letter stream\n",
 		stats.Handled, stats.Failed, stats.Reclaimed, stats.DeadLettered, pending.Count, left)
+	emailMu.Lock()
+	defer emailMu.Unlock()
+	fmt.Fprintf(out, "email sent %d confirmations; order 3's %d time(s): the redrive did not reach it\n", len(emailed), emailed[3])
 	return nil
 }
 

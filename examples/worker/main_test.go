@@ -12,8 +12,9 @@ import (
 )
 
 // checkOutput checks the lines that tell the story: three failed
-// deliveries, the dead-letter entry with its provenance, the redrive, and
-// the redriven order handled.
+// deliveries, the dead-letter entry with its provenance, the redrive to
+// billing, the redriven order handled there, and the email group that saw
+// each order once.
 func checkOutput(t *testing.T, out string) {
 	t.Helper()
 	for _, want := range []string{
@@ -25,11 +26,13 @@ func checkOutput(t *testing.T, out string) {
 		":dlq holds 1 entry:",
 		": order 3, 99 XTS",
 		"group billing, consumer worker-1, original ID ",
-		"after 3 deliveries: currency XTS not supported",
+		"after 3 deliveries: handler failed 3 times (limit 3): currency XTS not supported",
 		"pending in the group: 0",
 		"redriven 1, skipped 0",
 		"order 3 handled: 99.00 XTS (delivery 1)",
 		"done: 4 orders handled, 3 failed calls, 2 reclaimed, 1 dead-lettered; 0 pending, 0 in the dead-letter stream",
+		":midstream:redrive:billing",
+		"email sent 4 confirmations; order 3's 1 time(s)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

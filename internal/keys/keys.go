@@ -10,6 +10,7 @@ package keys
 import (
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // SlotCount is the number of hash slots in a Redis Cluster.
@@ -115,4 +116,25 @@ func SlotPrefix(key string) string {
 		return k
 	}
 	return TagInSlot(Slot(key)) + ":" + key
+}
+
+// tagCache holds TagInSlot's answers: finding one takes thousands of CRCs.
+var tagCache sync.Map // uint16 -> string
+
+// Apart returns the name of a key that lives in key's cluster slot but
+// outside key's namespace, so that a scan of key's prefix never meets it:
+// "{"+key+"}:"+name when key holds no brace (the tag is key itself, so the
+// slot is key's), else TagInSlot(Slot(key))+":"+name+":"+key. Distinct keys
+// (or names without ':') give distinct results, so a user ID can never make
+// one key's companion collide with another's.
+func Apart(key, name string) string {
+	if !strings.ContainsAny(key, "{}") && key != "" {
+		return "{" + key + "}:" + name
+	}
+	slot := Slot(key)
+	tag, ok := tagCache.Load(slot)
+	if !ok {
+		tag, _ = tagCache.LoadOrStore(slot, TagInSlot(slot))
+	}
+	return tag.(string) + ":" + name + ":" + key
 }

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -149,5 +150,26 @@ func TestSlotPrefix(t *testing.T) {
 	}
 	if got := SlotPrefix("{u}.s"); got != "{u}.s" {
 		t.Errorf("SlotPrefix({u}.s) = %q, want it unchanged", got)
+	}
+}
+
+func TestApart(t *testing.T) {
+	seen := map[string]string{}
+	for _, k := range []string{"notifications:123", "notifications:{123}", "notifications:a}b", "notifications:{}x",
+		"notifications:u:read", "notifications:u", "feed:ann", "{0}", "0", "feed:{ann}:x"} {
+		a := Apart(k, "read")
+		if Slot(a) != Slot(k) {
+			t.Errorf("Apart(%q) = %q in slot %d, want %d", k, a, Slot(a), Slot(k))
+		}
+		if strings.HasPrefix(a, "notifications:") || strings.HasPrefix(a, "feed:") {
+			t.Errorf("Apart(%q) = %q is under the key's prefix", k, a)
+		}
+		if prev, dup := seen[a]; dup {
+			t.Errorf("Apart(%q) = Apart(%q) = %q", k, prev, a)
+		}
+		seen[a] = k
+	}
+	if got := Apart("notifications:123", "read"); got != "{notifications:123}:read" {
+		t.Errorf("Apart = %q", got)
 	}
 }
