@@ -260,7 +260,11 @@
 // dead-letter stream (deadletter.Key), the group's retry schedule
 // (RetryKey: without it, failed entries cannot be scheduled and Run stops
 // with a configuration error), its redrive stream (deadletter.RedriveKey)
-// and the heartbeat hash (AliveKey).
+// and the heartbeat hash (AliveKey). Unless WithoutScheduler, Run also
+// moves the stream's delayed entries: that needs EVAL and EVALSHA and the
+// delay set's keys ("{orders}:midstream:delay", "…:delay:data" and
+// "…:delay:seq" for stream "orders"); without them the mover logs a warning
+// and stops, and Run goes on.
 //
 // # Tracing and metrics
 //

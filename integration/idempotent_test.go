@@ -21,14 +21,20 @@ import (
 // its connection is cut before the reply): no duplicate, nothing missing,
 // and every caller got the ID of the entry that holds its value. The
 // client does not retry on its own (MaxRetries -1): the retries are the
-// producer's.
+// producer's. It runs with calls coalesced into pipelines (a lost piece of
+// reply data may hold several calls' replies) and with one command per call.
 func TestIdempotentPublishLostReplies(t *testing.T) {
+	t.Run("coalesced", func(t *testing.T) { testIdempotentLostReplies(t) })
+	t.Run("one command per call", func(t *testing.T) { testIdempotentLostReplies(t, producer.WithoutCoalescing()) })
+}
+
+func testIdempotentLostReplies(t *testing.T, opts ...producer.Option) {
 	const n, workers = 10_000, 16
 	srv := redistest.Start(t)
 	proxy := srv.StartProxy(t)
 	rdb := srv.NewClient(func(o *redis.Options) { o.Addr = proxy.Addr(); o.MaxRetries = -1 })
 	stream := srv.Key("t9")
-	p := newProducer[map[string]string](t, rdb, stream, producer.WithIdempotentAttempts(20))
+	p := newProducer[map[string]string](t, rdb, stream, append(opts, producer.WithIdempotentAttempts(20))...)
 	ctx := context.Background()
 	proxy.LoseReplies(20)
 
