@@ -12,6 +12,11 @@
 //	}
 //	return c.Run(ctx) // until ctx is cancelled
 //
+// A Message reads its fields in place from the reply go-redis parsed:
+// Field, Lookup, All, Header and Headers copy nothing; Fields and Entry
+// build a new map on each call, for a handler that needs one. Middleware
+// cannot change the fields later handlers see (pass values in ctx instead).
+//
 // Typed decodes each entry into a value first, with midstream.DefaultCodec
 // (the flat codec for structs, see midstream.FlatCodec); TypedCodec takes
 // any codec:
@@ -24,6 +29,9 @@
 //	h := consumer.Typed(func(ctx context.Context, a Activity, m *consumer.Message) error {
 //		return bill(ctx, a.UserID, a.Amount)
 //	})
+//
+// Codecs that implement midstream.SourceDecoder (FlatCodec, JSONCodec)
+// decode straight from the reply, without a map of the fields.
 //
 // An entry that does not decode is not passed to the function: the handler
 // fails with a *midstream.DecodeError. A T without a default codec makes New
