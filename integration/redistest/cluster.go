@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/midstream-go/midstream/internal/redisserver"
 )
@@ -155,7 +156,12 @@ func (c *Cluster) Addrs() []string {
 // NewClient returns a new cluster client seeded with every node, with opts
 // applied. The caller closes it.
 func (c *Cluster) NewClient(opts ...func(*redis.ClusterOptions)) *redis.ClusterClient {
-	o := &redis.ClusterOptions{Addrs: c.Addrs()}
+	// Maintenance notifications off: Redis 7.0 has none, and go-redis
+	// v9.23's auto mode, falling back after the failed handshake, writes
+	// the options it shares with a pinned connection (Conn) while that one
+	// reads them (a data race inside go-redis that -race reports).
+	o := &redis.ClusterOptions{Addrs: c.Addrs(),
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 	for _, f := range opts {
 		f(o)
 	}
