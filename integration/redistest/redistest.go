@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/midstream-go/midstream/internal/redisserver"
 )
@@ -160,7 +161,11 @@ func (s *Server) options() *redis.Options {
 		}
 		return o
 	}
-	return &redis.Options{Addr: s.b.addr()}
+	// Maintenance notifications off, as for cluster clients (see
+	// Cluster.NewClient): the go-redis fallback races with pinned
+	// connections.
+	return &redis.Options{Addr: s.b.addr(),
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 }
 
 // Kill stops the server abruptly with SIGKILL, as in a crash. The server
