@@ -52,6 +52,9 @@ type Consumer struct {
 	// side consumes the entries redriven to the group (see redrive.go);
 	// nil for a side consumer itself.
 	side *Consumer
+	// parts are the consumers of the partitions, WithPartitions; nil
+	// otherwise (see partition.go).
+	parts []*Consumer
 }
 
 // New returns a consumer of stream in group, handing each entry to h. The
@@ -80,6 +83,18 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if err := checkHandler(handler); err != nil {
 		return nil, fmt.Errorf("%w (returned by a middleware)", err)
 	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.partitions != nil {
+		return newPartitioned(client, stream, group, handler, cfg)
+	}
+	return newOne(client, stream, group, handler, cfg)
+}
+
+// newOne returns a consumer of one stream, of checked arguments, with its
+// side consumer.
+func newOne(client redis.UniversalClient, stream, group string, handler Handler, cfg config) (*Consumer, error) {
 	if cfg.dlq == nil {
 		q, err := deadletter.New(client, stream, deadLetterOptions(cfg.otel)...)
 		if err != nil {
@@ -88,9 +103,6 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 		cfg.dlq = q
 	} else if cfg.dlq.Source() != stream {
 		return nil, fmt.Errorf("%w: dead-letter queue of %q used for %q", midstream.ErrInvalidOption, cfg.dlq.Source(), stream)
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	c := build(client, stream, group, handler, cfg)
 	c.side = newSide(c)
@@ -148,18 +160,29 @@ type stats struct {
 // Stats returns the consumer's totals so far, entries redriven to its
 // group included.
 func (c *Consumer) Stats() Stats {
+	if c.parts != nil {
+		var s Stats
+		for _, p := range c.parts {
+			s.add(p.Stats())
+		}
+		return s
+	}
 	s := c.ownStats()
 	if c.side != nil {
-		t := c.side.ownStats()
-		s.Handled += t.Handled
-		s.Failed += t.Failed
-		s.Acked += t.Acked
-		s.Deleted += t.Deleted
-		s.Reclaimed += t.Reclaimed
-		s.DeadLettered += t.DeadLettered
-		s.Retried += t.Retried
+		s.add(c.side.ownStats())
 	}
 	return s
+}
+
+// add adds t's totals to s's.
+func (s *Stats) add(t Stats) {
+	s.Handled += t.Handled
+	s.Failed += t.Failed
+	s.Acked += t.Acked
+	s.Deleted += t.Deleted
+	s.Reclaimed += t.Reclaimed
+	s.DeadLettered += t.DeadLettered
+	s.Retried += t.Retried
 }
 
 func (c *Consumer) ownStats() Stats {
@@ -202,6 +225,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer c.running.Store(false)
+	if c.parts != nil {
+		return c.runPartitions(ctx)
+	}
 	if c.workersDone != nil {
 		select {
 		case <-c.workersDone:

@@ -114,6 +114,7 @@ type config struct {
 	syncAck         bool
 	onAck           func(ids []string)
 	noScheduler     bool // WithoutScheduler
+	partitions      *midstream.Partitions
 	errs            []error
 }
 

@@ -37,6 +37,9 @@ const MaxDelay = 10 * 365 * 24 * time.Hour
 // and the entry carries its trace context, as with Publish; the entry is
 // not counted in midstream.messages.published.
 func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts ...PublishOption) (scheduleID string, err error) {
+	if p.part != nil {
+		return p.part.publishIn(ctx, v, d, opts)
+	}
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {
@@ -47,6 +50,8 @@ func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts 
 	switch {
 	case pc.err != nil:
 		return "", p.wrap(pc.err)
+	case pc.partKey != "" && !p.isPart:
+		return "", p.wrap(errPartitionKey)
 	case pc.id != "":
 		return "", p.wrap(fmt.Errorf("%w: a delayed entry gets its ID when it is moved; ID is not allowed", midstream.ErrInvalidOption))
 	case pc.idemKey != "":
@@ -90,6 +95,9 @@ func (p *Producer[T]) PublishAt(ctx context.Context, v T, t time.Time, opts ...P
 // stored. Cancel and the mover exclude each other: an entry is either
 // cancelled or moved, never both.
 func (p *Producer[T]) Cancel(ctx context.Context, scheduleID string) (bool, error) {
+	if p.part != nil {
+		return p.part.cancel(ctx, scheduleID)
+	}
 	if err := delay.CheckID(scheduleID); err != nil {
 		return false, p.wrap(fmt.Errorf("%w: %w", midstream.ErrInvalidOption, err))
 	}

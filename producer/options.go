@@ -38,6 +38,8 @@ type config struct {
 	idemFunc     any // func(T) string
 	idemWindow   time.Duration
 	idemAttempts int
+	partitions   *midstream.Partitions
+	partKeyFunc  any     // func(T) string
 	errs         []error // problems found while applying options
 }
 
@@ -211,6 +213,7 @@ type PublishOption func(*publishConfig)
 type publishConfig struct {
 	id      string
 	idemKey string
+	partKey string
 	headers []string // name, value pairs, names already prefixed
 	err     error
 }
@@ -218,6 +221,16 @@ type publishConfig struct {
 // ID gives the entry an explicit ID ("<ms>-<seq>", "<ms>-*", or "*").
 func ID(id string) PublishOption {
 	return func(pc *publishConfig) { pc.id = id }
+}
+
+// PartitionKey routes the entry of a partitioned producer (WithPartitions)
+// to the partition midstream.PartitionOf(key, Count): entries with the same
+// key go to the same partition, in the order they were published. It
+// overrides WithPartitionKeyFunc for this call. An empty key means none. On a
+// producer without partitions it fails the call with an error wrapping
+// midstream.ErrInvalidOption.
+func PartitionKey(key string) PublishOption {
+	return func(pc *publishConfig) { pc.partKey = key }
 }
 
 // Header adds one header to the entry; a later Header of the same name wins.

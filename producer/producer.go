@@ -35,6 +35,8 @@ type Producer[T any] struct {
 	pairs      sync.Pool    // *[]string buffers the codec encodes into
 	clock      *serverClock // nil unless trimming by MaxAge
 	idem       idempotency
+	part       *partitioned[T] // nil unless WithPartitions
+	isPart     bool            // a partition of a partitioned producer
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -63,6 +65,14 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 			return nil, err
 		}
 	}
+	if cfg.partitions != nil {
+		return newPartitioned[T](client, stream, cfg)
+	}
+	return build[T](client, stream, cfg)
+}
+
+// build returns a producer to stream of checked options.
+func build[T any](client redis.UniversalClient, stream string, cfg config) (*Producer[T], error) {
 	p := &Producer[T]{
 		client:     client,
 		stream:     stream,
@@ -104,6 +114,9 @@ func New[T any](client redis.UniversalClient, stream string, opts ...Option) (*P
 		p.idemFunc = fn
 	default:
 		return nil, fmt.Errorf("%w: idempotency key func %T does not take %s", midstream.ErrInvalidOption, fn, typeName[T]())
+	}
+	if cfg.partKeyFunc != nil {
+		return nil, fmt.Errorf("%w: WithPartitionKeyFunc without WithPartitions", midstream.ErrInvalidOption)
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.headers)) {
 		p.headers = append(p.headers, midstream.HeaderPrefix+name, cfg.headers[name])
@@ -147,6 +160,9 @@ func (p *Producer[T]) Stream() string { return p.stream }
 // is told to reload its view of the cluster before Publish returns, so that
 // the caller's retry goes to the node that holds the stream now.
 func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (id string, err error) {
+	if p.part != nil {
+		return p.part.publish(ctx, v, opts)
+	}
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {
@@ -156,6 +172,9 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	}
 	if pc.err != nil {
 		return "", p.wrap(pc.err)
+	}
+	if pc.partKey != "" && !p.isPart {
+		return "", p.wrap(errPartitionKey)
 	}
 	if pc.id == "" && p.idFunc != nil {
 		pc.id = p.idFunc(v)
@@ -219,6 +238,9 @@ func (p *Producer[T]) publishIdempotent(ctx context.Context, v T, pc publishConf
 func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, err error) {
 	if len(vs) == 0 {
 		return nil, nil
+	}
+	if p.part != nil {
+		return p.part.publishBatch(ctx, vs)
 	}
 	ctx, span := p.obs.start(ctx, len(vs))
 	defer func() { p.obs.endBatch(span, ids, err) }()

@@ -1,0 +1,146 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// Partitioned streams.
+//
+// A consumer of a partitioned stream (WithPartitions) is one consumer per
+// partition, all under the consumer's name in the same group (a group per
+// partition stream, of the same name), each with the whole machinery of a
+// consumer of one stream: its ledger, reads, acknowledgements, retries,
+// reclaim of crashed consumers, leases, dead letters to the partition's own
+// dead-letter stream (in the partition's slot), entries redriven to the
+// group, delayed entries. Every consumer reads every partition: the group
+// of each partition spreads that partition's entries over the consumers that
+// run, so consumers come and go without any assignment to rebalance, and a
+// consumer that stops leaves its pending entries, in every partition, to the
+// reclaim of the others.
+
+// WithPartitions makes the consumer consume a partitioned stream (see
+// midstream.Partitions and producer.WithPartitions): the stream named in New
+// is the logical name, and the consumer reads every one of its p.Count
+// partitions as a member of the group, with the handler and options given to
+// New. The options apply per partition: WithConcurrency, WithMaxInFlight and
+// WithBatchSize bound each partition's consumer, so up to Count ×
+// concurrency handlers run at once, and the client's pool needs a
+// connection for each partition's blocked read (Count per consumer) beside
+// the others. Handlers see Message.Stream set to the entry's partition, and
+// Stats sum the partitions'.
+//
+// Order: each partition is read in order, so entries published with one
+// partition key (which all go to one partition) are delivered in the order
+// they were published; with WithConcurrency(1) they are also handled one
+// after the other in that order (retries aside). Entries of different
+// partitions have no order between them.
+//
+// Before its first read Run stores the layout in Redis or checks it against
+// the stored one (midstream.EnsurePartitions): a different count or naming
+// makes Run fail with an error wrapping midstream.ErrPartitionLayout. A bad
+// layout fails New with an error wrapping midstream.ErrInvalidOption, as does
+// WithDeadLetter, which names the dead-letter queue of one stream: each
+// partition has its own (deadletter.Key of the partition).
+func WithPartitions(p midstream.Partitions) Option {
+	return func(c *config) { c.partitions = &p }
+}
+
+// newPartitioned returns a consumer of every partition of stream.
+func newPartitioned(client redis.UniversalClient, stream, group string, handler Handler, cfg config) (*Consumer, error) {
+	keys, err := cfg.partitions.Keys(stream)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.dlq != nil {
+		return nil, fmt.Errorf("%w: WithDeadLetter with WithPartitions: each partition has its own dead-letter stream", midstream.ErrInvalidOption)
+	}
+	c := build(client, stream, group, handler, cfg)
+	one := cfg
+	one.partitions = nil
+	for _, k := range keys {
+		p, err := newOne(client, k, group, handler, one)
+		if err != nil {
+			return nil, err
+		}
+		c.parts = append(c.parts, p)
+	}
+	return c, nil
+}
+
+// Partitions returns the keys of the partitions the consumer reads, in
+// order, or nil for a consumer without WithPartitions.
+func (c *Consumer) Partitions() []string {
+	if c.parts == nil {
+		return nil
+	}
+	out := make([]string, len(c.parts))
+	for i, p := range c.parts {
+		out[i] = p.stream
+	}
+	return out
+}
+
+// runPartitions is Run of a partitioned consumer: it checks the layout, then
+// runs every partition's consumer until ctx ends or one of them fails, which
+// stops the others.
+func (c *Consumer) runPartitions(ctx context.Context) error {
+	if err := c.ensureLayout(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make([]error, len(c.parts))
+	var wg sync.WaitGroup
+	for i, p := range c.parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = p.Run(runCtx); errs[i] != nil {
+				stop()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ensureLayout stores or checks the partition layout, retrying while Redis
+// cannot be reached. A user not allowed to store it (NOPERM) checks the
+// stored layout by reading it.
+func (c *Consumer) ensureLayout(ctx context.Context) error {
+	var b backoff
+	for {
+		_, err := midstream.EnsurePartitions(ctx, c.client, c.stream, *c.cfg.partitions)
+		if err == nil || errors.Is(err, midstream.ErrInvalidOption) {
+			return err
+		}
+		if isConfigError(err) {
+			stored, rerr := midstream.StoredPartitions(ctx, c.client, c.stream)
+			switch {
+			case rerr != nil:
+				return fmt.Errorf("%w: consumer: %w", midstream.ErrMisconfigured, err)
+			case stored == nil:
+				c.log.Warn("not allowed to store the partition layout, and none is stored", "error", err)
+				return nil
+			case !slices.Equal(stored, c.Partitions()):
+				return fmt.Errorf("%w: %q is stored with partitions %q, not %q", midstream.ErrPartitionLayout, c.stream, stored, c.Partitions())
+			}
+			return nil
+		}
+		c.log.Warn("cannot check the partition layout; retrying", "error", err)
+		if !b.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
+)
+
+// errPartitionKey is the error of PartitionKey on a producer without
+// partitions.
+var errPartitionKey = fmt.Errorf("%w: PartitionKey on a producer without WithPartitions", midstream.ErrInvalidOption)
+
+// WithPartitions makes the producer write to a partitioned stream: the
+// stream named in New is the logical name, and each entry goes to one of
+// its p.Count partitions (see midstream.Partitions):
+//
+//   - with a partition key (PartitionKey per call, or WithPartitionKeyFunc),
+//     to partition midstream.PartitionOf(key, p.Count): one key's entries
+//     stay in one partition, in the order they were published;
+//   - without one, to the partition of the idempotency key if the entry has
+//     one (so that publishing it again finds the first copy);
+//   - otherwise round-robin over the partitions.
+//
+// Each partition is written as a producer of its own with the producer's
+// options (trim on add, durability, coalescing, tracing apply per
+// partition). Before its first command the producer stores the layout in
+// Redis or checks it against the stored one (midstream.EnsurePartitions): a
+// different count or naming fails every call with an error wrapping
+// midstream.ErrPartitionLayout.
+//
+// A bad layout (a count out of [1, midstream.MaxPartitions], a stream name
+// with a hash tag of its own and the default names, duplicate names) fails
+// New with an error wrapping midstream.ErrInvalidOption.
+func WithPartitions(p midstream.Partitions) Option {
+	return func(c *config) { c.partitions = &p }
+}
+
+// WithPartitionKeyFunc gives every value of a partitioned producer
+// (WithPartitions) a partition key: entries with the same key go to the same
+// partition, in the order they were published. A per-call PartitionKey
+// overrides it; an empty key means none (see WithPartitions). New fails if fn
+// is nil, does not take the producer's T, or the producer has no partitions.
+func WithPartitionKeyFunc[T any](fn func(T) string) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.fail("nil partition key func")
+			return
+		}
+		c.partKeyFunc = fn
+	}
+}
+
+// partitioned is the state of a producer to a partitioned stream.
+type partitioned[T any] struct {
+	client  redis.UniversalClient
+	stream  string
+	layout  midstream.Partitions
+	parts   []*Producer[T]
+	keyFunc func(T) string // nil for none
+	idem    func(T) string // the producer's idempotency key func, nil for none
+	next    atomic.Uint64  // round-robin position
+	checked atomic.Bool    // the layout was stored or found equal
+	mu      sync.Mutex     // one layout check at a time
+}
+
+// newPartitioned returns a producer to the partitioned stream stream.
+func newPartitioned[T any](client redis.UniversalClient, stream string, cfg config) (*Producer[T], error) {
+	keys, err := cfg.partitions.Keys(stream)
+	if err != nil {
+		return nil, err
+	}
+	pp := &partitioned[T]{client: client, stream: stream, layout: *cfg.partitions}
+	switch fn := cfg.partKeyFunc.(type) {
+	case nil:
+	case func(T) string:
+		pp.keyFunc = fn
+	default:
+		return nil, fmt.Errorf("%w: partition key func %T does not take %s", midstream.ErrInvalidOption, fn, typeName[T]())
+	}
+	one := cfg
+	one.partitions, one.partKeyFunc = nil, nil
+	for _, k := range keys {
+		p, err := build[T](client, k, one)
+		if err != nil {
+			return nil, err
+		}
+		p.isPart = true
+		pp.parts = append(pp.parts, p)
+	}
+	pp.idem = pp.parts[0].idemFunc
+	return &Producer[T]{client: client, stream: stream, part: pp}, nil
+}
+
+// Partitions returns the keys of the producer's partitions, in order, or
+// nil for a producer without WithPartitions.
+func (p *Producer[T]) Partitions() []string {
+	if p.part == nil {
+		return nil
+	}
+	out := make([]string, len(p.part.parts))
+	for i, q := range p.part.parts {
+		out[i] = q.stream
+	}
+	return out
+}
+
+// ensure stores or checks the layout once.
+func (pp *partitioned[T]) ensure(ctx context.Context) error {
+	if pp.checked.Load() {
+		return nil
+	}
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if pp.checked.Load() {
+		return nil
+	}
+	if _, err := midstream.EnsurePartitions(ctx, pp.client, pp.stream, pp.layout); err != nil {
+		return fmt.Errorf("producer: publish to %q: %w", pp.stream, err)
+	}
+	pp.checked.Store(true)
+	return nil
+}
+
+// route returns the partition of v published with opts.
+func (pp *partitioned[T]) route(v T, opts []PublishOption) (int, error) {
+	var pc publishConfig
+	for _, o := range opts {
+		if o == nil {
+			return 0, fmt.Errorf("producer: publish to %q: %w: nil publish option", pp.stream, midstream.ErrInvalidOption)
+		}
+		o(&pc)
+	}
+	return pp.pick(v, pc.partKey, pc.idemKey), nil
+}
+
+// pick returns the partition of v, given its per-call partition and
+// idempotency keys ("" for none).
+func (pp *partitioned[T]) pick(v T, partKey, idemKey string) int {
+	n := len(pp.parts)
+	if partKey == "" && pp.keyFunc != nil {
+		partKey = pp.keyFunc(v)
+	}
+	if partKey == "" {
+		partKey = idemKey
+	}
+	if partKey == "" && pp.idem != nil {
+		partKey = pp.idem(v)
+	}
+	if partKey != "" {
+		return midstream.PartitionOf(partKey, n)
+	}
+	return int(pp.next.Add(1) % uint64(n))
+}
+
+func (pp *partitioned[T]) publish(ctx context.Context, v T, opts []PublishOption) (string, error) {
+	i, err := pp.route(v, opts)
+	if err != nil {
+		return "", err
+	}
+	if err := pp.ensure(ctx); err != nil {
+		return "", err
+	}
+	return pp.parts[i].Publish(ctx, v, opts...)
+}
+
+// publishBatch splits vs by partition and publishes each partition's share
+// as one batch, all partitions at once. Unlike a batch to one stream, an
+// invalid value keeps only its own partition's share from being sent.
+func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, error) {
+	if err := pp.ensure(ctx); err != nil {
+		errs := make([]error, len(vs))
+		for i := range errs {
+			errs[i] = err
+		}
+		return make([]string, len(vs)), &BatchError{Errs: errs}
+	}
+	share := make([][]int, len(pp.parts)) // indexes into vs, per partition
+	for i, v := range vs {
+		p := pp.pick(v, "", "")
+		share[p] = append(share[p], i)
+	}
+	ids := make([]string, len(vs))
+	errs := make([]error, len(vs))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for p, idx := range share {
+		if len(idx) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			part := make([]T, len(idx))
+			for j, i := range idx {
+				part[j] = vs[i]
+			}
+			got, err := pp.parts[p].PublishBatch(ctx, part)
+			var be *BatchError
+			if err != nil && !errors.As(err, &be) {
+				be = &BatchError{Errs: make([]error, len(idx))}
+				for j := range be.Errs {
+					be.Errs[j] = err
+				}
+			}
+			for j, i := range idx {
+				if got != nil {
+					ids[i] = got[j]
+				}
+				if be != nil && be.Errs[j] != nil {
+					errs[i] = be.Errs[j]
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		return ids, &BatchError{Errs: errs}
+	}
+	return ids, nil
+}
+
+// publishIn stores v in its partition's delay set; the schedule ID is
+// "<partition>:<the partition's schedule ID>".
+func (pp *partitioned[T]) publishIn(ctx context.Context, v T, d time.Duration, opts []PublishOption) (string, error) {
+	i, err := pp.route(v, opts)
+	if err != nil {
+		return "", err
+	}
+	if err := pp.ensure(ctx); err != nil {
+		return "", err
+	}
+	sid, err := pp.parts[i].PublishIn(ctx, v, d, opts...)
+	if err != nil {
+		return "", err
+	}
+	return strconv.Itoa(i) + ":" + sid, nil
+}
+
+func (pp *partitioned[T]) cancel(ctx context.Context, scheduleID string) (bool, error) {
+	ps, sid, ok := strings.Cut(scheduleID, ":")
+	i, err := strconv.Atoi(ps)
+	if !ok || err != nil || i < 0 || i >= len(pp.parts) || strconv.Itoa(i) != ps {
+		return false, fmt.Errorf("producer: publish to %q: %w: schedule ID %q is not \"<partition>:<id>\" of one of %d partitions", pp.stream, midstream.ErrInvalidOption, scheduleID, len(pp.parts))
+	}
+	return pp.parts[i].Cancel(ctx, sid)
+}
