@@ -89,6 +89,9 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if cfg.partitions != nil {
 		return newPartitioned(client, stream, group, handler, cfg)
 	}
+	if cfg.assigned != nil {
+		return nil, fmt.Errorf("%w: WithAssignedPartitions without WithPartitions", midstream.ErrInvalidOption)
+	}
 	return newOne(client, stream, group, handler, cfg)
 }
 

@@ -115,6 +115,7 @@ type config struct {
 	onAck           func(ids []string)
 	noScheduler     bool // WithoutScheduler
 	partitions      *midstream.Partitions
+	assigned        []int // WithAssignedPartitions; nil for all
 	errs            []error
 }
 

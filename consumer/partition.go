@@ -39,9 +39,15 @@ import (
 //
 // Order: each partition is read in order, so entries published with one
 // partition key (which all go to one partition) are delivered in the order
-// they were published; with WithConcurrency(1) they are also handled one
-// after the other in that order (retries aside). Entries of different
-// partitions have no order between them.
+// they were published. But every consumer reads every partition, and a
+// group hands a partition's successive entries to whichever consumer reads
+// next: handlers of several consumers (or of one consumer with
+// WithConcurrency above 1) run one key's entries concurrently. For handling
+// in order, each partition needs one reader at concurrency 1: one consumer
+// with WithConcurrency(1), or consumers that split the partitions between
+// them with WithAssignedPartitions, each at WithConcurrency(1). Retries and
+// reclaims deliver an entry again after later ones in any case. Entries of
+// different partitions have no order between them.
 //
 // Before its first read Run stores the layout in Redis or checks it against
 // the stored one (midstream.EnsurePartitions): a different count or naming
@@ -53,6 +59,27 @@ func WithPartitions(p midstream.Partitions) Option {
 	return func(c *config) { c.partitions = &p }
 }
 
+// WithAssignedPartitions makes a consumer of a partitioned stream
+// (WithPartitions) read only the partitions with the given indexes (0 to
+// Count-1) instead of all of them: a static assignment, for deployments
+// that give each partition exactly one consumer (a StatefulSet's ordinal
+// picking its share, say) so that each key's entries are handled in order
+// (see WithPartitions). Nothing rebalances: a partition whose consumer is
+// stopped waits for it to come back, since no other consumer reads or
+// reclaims its entries; two consumers assigned one partition share it as
+// any two consumers of a group do. New fails with an error wrapping
+// midstream.ErrInvalidOption on no index, an index out of range, a repeated
+// one, or without WithPartitions.
+func WithAssignedPartitions(indexes ...int) Option {
+	return func(c *config) {
+		if len(indexes) == 0 {
+			c.fail("WithAssignedPartitions without partitions")
+			return
+		}
+		c.assigned = append([]int(nil), indexes...)
+	}
+}
+
 // newPartitioned returns a consumer of every partition of stream.
 func newPartitioned(client redis.UniversalClient, stream, group string, handler Handler, cfg config) (*Consumer, error) {
 	keys, err := cfg.partitions.Keys(stream)
@@ -62,11 +89,24 @@ func newPartitioned(client redis.UniversalClient, stream, group string, handler 
 	if cfg.dlq != nil {
 		return nil, fmt.Errorf("%w: WithDeadLetter with WithPartitions: each partition has its own dead-letter stream", midstream.ErrInvalidOption)
 	}
+	indexes := cfg.assigned
+	if indexes == nil {
+		for i := range keys {
+			indexes = append(indexes, i)
+		}
+	}
+	seen := make(map[int]bool, len(indexes))
+	for _, i := range indexes {
+		if i < 0 || i >= len(keys) || seen[i] {
+			return nil, fmt.Errorf("%w: assigned partition %d: out of [0, %d) or repeated", midstream.ErrInvalidOption, i, len(keys))
+		}
+		seen[i] = true
+	}
 	c := build(client, stream, group, handler, cfg)
 	one := cfg
-	one.partitions = nil
-	for _, k := range keys {
-		p, err := newOne(client, k, group, handler, one)
+	one.partitions, one.assigned = nil, nil
+	for _, i := range indexes {
+		p, err := newOne(client, keys[i], group, handler, one)
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +116,8 @@ func newPartitioned(client redis.UniversalClient, stream, group string, handler 
 }
 
 // Partitions returns the keys of the partitions the consumer reads, in
-// order, or nil for a consumer without WithPartitions.
+// order (those WithAssignedPartitions gives, in its order), or nil for a
+// consumer without WithPartitions.
 func (c *Consumer) Partitions() []string {
 	if c.parts == nil {
 		return nil
@@ -119,6 +160,10 @@ func (c *Consumer) runPartitions(ctx context.Context) error {
 // cannot be reached. A user not allowed to store it (NOPERM) checks the
 // stored layout by reading it.
 func (c *Consumer) ensureLayout(ctx context.Context) error {
+	want, err := c.cfg.partitions.Keys(c.stream)
+	if err != nil {
+		return err
+	}
 	var b backoff
 	for {
 		_, err := midstream.EnsurePartitions(ctx, c.client, c.stream, *c.cfg.partitions)
@@ -133,8 +178,8 @@ func (c *Consumer) ensureLayout(ctx context.Context) error {
 			case stored == nil:
 				c.log.Warn("not allowed to store the partition layout, and none is stored", "error", err)
 				return nil
-			case !slices.Equal(stored, c.Partitions()):
-				return fmt.Errorf("%w: %q is stored with partitions %q, not %q", midstream.ErrPartitionLayout, c.stream, stored, c.Partitions())
+			case !slices.Equal(stored, want):
+				return fmt.Errorf("%w: %q is stored with partitions %q, not %q", midstream.ErrPartitionLayout, c.stream, stored, want)
 			}
 			return nil
 		}
