@@ -274,6 +274,17 @@
 // "…:delay:seq" for stream "orders"); without them the mover logs a warning
 // and stops, and Run goes on.
 //
+// # Partitioned streams
+//
+// WithPartitions consumes a logical stream written as several partitions
+// (see midstream.Partitions and producer.WithPartitions): the consumer is one
+// consumer of each partition, in the same group and under the same name,
+// each with everything above (ledger, retries, reclaim, the partition's own
+// dead letters and redriven entries). Every consumer reads every partition,
+// so there is no assignment to rebalance when consumers come and go;
+// WithAssignedPartitions splits the partitions statically instead, for
+// per-key handling order. Options apply per partition.
+//
 // # Tracing and metrics
 //
 // Each handled message gets an OpenTelemetry span "process <stream>" (kind

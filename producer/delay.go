@@ -16,7 +16,8 @@ const MaxDelay = 10 * 365 * 24 * time.Hour
 // ID: a mover (a Scheduler, or a consumer's Run, see the consumer package)
 // appends it to the stream as a normal entry, with a new ID, once d has
 // passed on the Redis server's clock. A d of zero or less makes it due at
-// once; at most MaxDelay. The schedule ID (20 digits) cancels the entry
+// once; at most MaxDelay. The schedule ID (20 digits, prefixed with
+// "<partition>:" WithPartitions) cancels the entry
 // until it is moved (Cancel).
 //
 // The delay set is a sorted set beside the stream, in its cluster slot

@@ -26,8 +26,9 @@
 // Options: WithCodec, WithIDFunc (explicit IDs), WithNoMkStream, WithTrim
 // (MAXLEN or MINID, exact or approximate, LIMIT), WithMaxEntrySize,
 // WithHeaders, WithoutCoalescing, WithDurable, WithIdempotencyKeyFunc,
-// WithIdempotencyWindow and WithIdempotentAttempts. Per call: ID, Header and
-// IdempotencyKey. New checks
+// WithIdempotencyWindow, WithIdempotentAttempts, WithPartitions and
+// WithPartitionKeyFunc. Per call: ID, Header, IdempotencyKey and
+// PartitionKey. New checks
 // them by the rule of every midstream package: a zero value (WithTrim of
 // the zero Trim, WithMaxEntrySize(0)) means the default; a negative one,
 // one above its Max… bound (MaxEntrySize) and a nil codec, function or
@@ -64,6 +65,18 @@
 // replicated is lost if the master dies and its replica takes over.
 // Idempotent publishes wait the same way; PublishAt, PublishIn and the
 // mover that appends delayed entries do not wait.
+//
+// # Partitioned streams
+//
+// WithPartitions writes one logical stream as several streams in different
+// cluster slots (see midstream.Partitions), so that it can outgrow one node:
+// entries with the same partition key (PartitionKey, WithPartitionKeyFunc)
+// go to the same partition in publish order, others round-robin. Partitions
+// lists the partition keys; consumer.WithPartitions reads them all.
+//
+//	p, err := producer.New[Order](rdb, "orders",
+//		producer.WithPartitions(midstream.Partitions{Count: 6}),
+//		producer.WithPartitionKeyFunc(func(o Order) string { return o.CustomerID }))
 //
 // # Tracing and metrics
 //
