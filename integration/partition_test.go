@@ -15,8 +15,8 @@ import (
 	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/consumer"
 	"github.com/midstream-go/midstream/deadletter"
-	"github.com/midstream-go/midstream/internal/keys"
 	"github.com/midstream-go/midstream/integration/redistest"
+	"github.com/midstream-go/midstream/internal/keys"
 	"github.com/midstream-go/midstream/producer"
 )
 
