@@ -35,7 +35,9 @@ import (
 // concurrency handlers run at once, and the client's pool needs a
 // connection for each partition's blocked read (Count per consumer) beside
 // the others. Handlers see Message.Stream set to the entry's partition, and
-// Stats sum the partitions'.
+// Stats sum the partitions'. WithOnAck's function is called per partition:
+// the IDs of one call belong to one partition, which it does not name (the
+// same ID can exist in two partitions).
 //
 // Order: each partition is read in order, so entries published with one
 // partition key (which all go to one partition) are delivered in the order

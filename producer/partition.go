@@ -32,7 +32,9 @@ var errPartitionKey = fmt.Errorf("%w: PartitionKey on a producer without WithPar
 //
 // Each partition is written as a producer of its own with the producer's
 // options (trim on add, durability, coalescing, tracing apply per
-// partition). Before its first command the producer stores the layout in
+// partition). PublishBatch splits the batch by partition and sends each
+// share as a batch of its own, all at once: an invalid value keeps only its
+// own partition's share from being sent (ErrNotSent), not the others'. Before its first command the producer stores the layout in
 // Redis or checks it against the stored one (midstream.EnsurePartitions): a
 // different count or naming fails every call with an error wrapping
 // midstream.ErrPartitionLayout.
