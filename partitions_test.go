@@ -17,16 +17,26 @@ func TestDefaultPartitionKeySpreadsOverSlots(t *testing.T) {
 		}
 		for i, k := range ks {
 			s := int(keys.Slot(k))
-			if lo, hi := i*keys.SlotCount/n, (i+1)*keys.SlotCount/n; s < lo || s >= hi {
-				t.Fatalf("n=%d: %s in slot %d, want [%d,%d)", n, k, s, lo, hi)
+			lo, hi := i*keys.SlotCount/n, (i+1)*keys.SlotCount/n
+			q := (hi - lo) / 4
+			if s < lo+q || s >= hi-q {
+				t.Fatalf("n=%d: %s in slot %d, want the middle half of [%d,%d)", n, k, s, lo, hi)
 			}
 		}
 	}
-	if got := midstream.DefaultPartitionKey("orders", 0, 1); got != "orders:{0}" {
-		t.Fatalf("partition 0 of 1 = %q", got)
+	if got := midstream.DefaultPartitionKey("orders", 1, 3); got != "orders:{1.4}" {
+		t.Fatalf("partition 1 of 3 = %q", got)
 	}
-	if got := midstream.DefaultPartitionKey("orders", 5, 3); got != "orders:{5}" {
-		t.Fatalf("out of range = %q", got)
+	for _, c := range [][2]int{{5, 3}, {-1, 3}, {0, 0}, {0, 20000}} {
+		if got, want := midstream.DefaultPartitionKey("orders", c[0], c[1]), fmt.Sprintf("orders:{%d}", c[0]); got != want {
+			t.Fatalf("partition %d of %d = %q, want %q", c[0], c[1], got, want)
+		}
+	}
+	// 16384 partitions: one slot each, every one found.
+	for _, i := range []int{0, 1, 8191, 16383} {
+		if s := keys.Slot(midstream.DefaultPartitionKey("orders", i, keys.SlotCount)); int(s) != i {
+			t.Fatalf("partition %d of 16384 in slot %d", i, s)
+		}
 	}
 }
 
@@ -40,6 +50,12 @@ func TestPartitionsKeysRejectsBadLayouts(t *testing.T) {
 		{"negative", "orders", midstream.Partitions{Count: -1}},
 		{"too many", "orders", midstream.Partitions{Count: midstream.MaxPartitions + 1}},
 		{"hash tag", "{orders}", midstream.Partitions{Count: 2}},
+		{"empty braces", "x{}", midstream.Partitions{Count: 2}},
+		{"closing brace", "x}y", midstream.Partitions{Count: 2}},
+		{"layout key", "orders", midstream.Partitions{Count: 1, Key: func(s string, i int) string { return midstream.PartitionLayoutKey(s) }}},
+		{"dead-letter name", "orders", midstream.Partitions{Count: 2, Key: func(s string, i int) string { return fmt.Sprintf("{%s-%d}:dlq", s, i) }}},
+		{"bookkeeping name", "orders", midstream.Partitions{Count: 1, Key: func(s string, i int) string { return s + ":midstream:delay" }}},
+		{"panic", "orders", midstream.Partitions{Count: 2, Key: func(s string, i int) string { panic("boom") }}},
 		{"empty stream", "", midstream.Partitions{Count: 2}},
 		{"duplicate", "orders", midstream.Partitions{Count: 2, Key: func(s string, i int) string { return s + ":x" }}},
 		{"empty key", "orders", midstream.Partitions{Count: 2, Key: func(s string, i int) string { return "" }}},

@@ -55,6 +55,9 @@ type Consumer struct {
 	// parts are the consumers of the partitions, WithPartitions; nil
 	// otherwise (see partition.go).
 	parts []*Consumer
+	// checkPlain makes Run refuse a stream that is the logical name of a
+	// partitioned one: set on consumers New returns without partitions.
+	checkPlain bool
 }
 
 // New returns a consumer of stream in group, handing each entry to h. The
@@ -92,7 +95,12 @@ func New(client redis.UniversalClient, stream, group string, h Handler, opts ...
 	if cfg.assigned != nil {
 		return nil, fmt.Errorf("%w: WithAssignedPartitions without WithPartitions", midstream.ErrInvalidOption)
 	}
-	return newOne(client, stream, group, handler, cfg)
+	c, err := newOne(client, stream, group, handler, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.checkPlain = true
+	return c, nil
 }
 
 // newOne returns a consumer of one stream, of checked arguments, with its
@@ -238,6 +246,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// Their entries are still pending for this consumer: a new
 			// Run would take them again while they run.
 			return fmt.Errorf("%w: handlers abandoned by the previous Run are still running", ErrRunning)
+		}
+	}
+	if c.checkPlain {
+		// The logical name of a partitioned stream holds no entries. A
+		// failure to read the layout key is not held against the stream.
+		if err := midstream.CheckUnpartitioned(ctx, c.client, c.stream); errors.Is(err, midstream.ErrPartitionLayout) {
+			return fmt.Errorf("consumer: %w", err)
 		}
 	}
 	if err := c.ensureGroup(ctx); err != nil {

@@ -64,7 +64,7 @@ func ExampleWithPartitions() {
 	fmt.Println("stopped:", err, "acked:", c.Stats().Acked)
 	// Output:
 	// 123 from activity:{2.4}
-	// 456 from activity:{1}
-	// 789 from activity:{1}
+	// 456 from activity:{1.4}
+	// 789 from activity:{1.4}
 	// stopped: <nil> acked: 3
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -33,8 +33,10 @@ import (
 // New. The options apply per partition: WithConcurrency, WithMaxInFlight and
 // WithBatchSize bound each partition's consumer, so up to Count ×
 // concurrency handlers run at once, and the client's pool needs a
-// connection for each partition's blocked read (Count per consumer) beside
-// the others. Handlers see Message.Stream set to the entry's partition, and
+// connection for each blocked read beside the others: two per partition,
+// one for its entries and one for those redriven to the group (New fails
+// when a *redis.Client's PoolSize is below 2 × partitions + 4; a cluster
+// client's pool is per node). Handlers see Message.Stream set to the entry's partition, and
 // Stats sum the partitions'. WithOnAck's function is called per partition:
 // the IDs of one call belong to one partition, which it does not name (the
 // same ID can exist in two partitions).
@@ -53,7 +55,10 @@ import (
 //
 // Before its first read Run stores the layout in Redis or checks it against
 // the stored one (midstream.EnsurePartitions): a different count or naming
-// makes Run fail with an error wrapping midstream.ErrPartitionLayout. A bad
+// makes Run fail with an error wrapping midstream.ErrPartitionLayout; Run
+// checks it again every 10 s, storing it again if it was lost, and stops
+// with that error if another layout took its place. When one partition's
+// consumer stops with an error, Run stops the others and returns it. A bad
 // layout fails New with an error wrapping midstream.ErrInvalidOption, as does
 // WithDeadLetter, which names the dead-letter queue of one stream: each
 // partition has its own (deadletter.Key of the partition).
@@ -104,6 +109,9 @@ func newPartitioned(client redis.UniversalClient, stream, group string, handler 
 		}
 		seen[i] = true
 	}
+	if err := checkPoolSize(client, len(indexes)); err != nil {
+		return nil, err
+	}
 	c := build(client, stream, group, handler, cfg)
 	one := cfg
 	one.partitions, one.assigned = nil, nil
@@ -143,8 +151,15 @@ func (c *Consumer) runPartitions(ctx context.Context) error {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	errs := make([]error, len(c.parts))
+	errs := make([]error, len(c.parts)+1)
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if errs[len(c.parts)] = c.watchLayout(runCtx); errs[len(c.parts)] != nil {
+			stop()
+		}
+	}()
 	for i, p := range c.parts {
 		wg.Add(1)
 		go func() {
@@ -159,31 +174,16 @@ func (c *Consumer) runPartitions(ctx context.Context) error {
 }
 
 // ensureLayout stores or checks the partition layout, retrying while Redis
-// cannot be reached. A user not allowed to store it (NOPERM) checks the
-// stored layout by reading it.
+// cannot be reached.
 func (c *Consumer) ensureLayout(ctx context.Context) error {
-	want, err := c.cfg.partitions.Keys(c.stream)
-	if err != nil {
-		return err
-	}
 	var b backoff
 	for {
 		_, err := midstream.EnsurePartitions(ctx, c.client, c.stream, *c.cfg.partitions)
-		if err == nil || errors.Is(err, midstream.ErrInvalidOption) {
+		switch {
+		case err == nil || errors.Is(err, midstream.ErrInvalidOption):
 			return err
-		}
-		if isConfigError(err) {
-			stored, rerr := midstream.StoredPartitions(ctx, c.client, c.stream)
-			switch {
-			case rerr != nil:
-				return fmt.Errorf("%w: consumer: %w", midstream.ErrMisconfigured, err)
-			case stored == nil:
-				c.log.Warn("not allowed to store the partition layout, and none is stored", "error", err)
-				return nil
-			case !slices.Equal(stored, want):
-				return fmt.Errorf("%w: %q is stored with partitions %q, not %q", midstream.ErrPartitionLayout, c.stream, stored, want)
-			}
-			return nil
+		case isConfigError(err):
+			return fmt.Errorf("%w: consumer: %w", midstream.ErrMisconfigured, err)
 		}
 		c.log.Warn("cannot check the partition layout; retrying", "error", err)
 		if !b.Wait(ctx) {
@@ -191,3 +191,50 @@ func (c *Consumer) ensureLayout(ctx context.Context) error {
 		}
 	}
 }
+
+// layoutRecheck is how often a running partitioned consumer checks the
+// stored layout again (and stores it again if it was lost).
+const layoutRecheck = 10 * time.Second
+
+// watchLayout checks the layout every layoutRecheck until ctx ends, and
+// returns the error of a check that found it different; other failures
+// are logged and retried at the next check.
+func (c *Consumer) watchLayout(ctx context.Context) error {
+	t := time.NewTicker(layoutRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		_, err := midstream.EnsurePartitions(ctx, c.client, c.stream, *c.cfg.partitions)
+		if errors.Is(err, midstream.ErrInvalidOption) {
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("cannot check the partition layout", "error", err)
+		}
+	}
+}
+
+// checkPoolSize fails when client is one go-redis client whose pool cannot
+// hold the consumer's blocked reads (two per partition) and a few more
+// connections for the rest of its work, which would otherwise wait for
+// connections until reads return. A cluster client's pool is per node, and
+// the partitions spread over nodes: it is not checked.
+func checkPoolSize(client redis.UniversalClient, partitions int) error {
+	rc, ok := client.(*redis.Client)
+	if !ok {
+		return nil
+	}
+	if need := 2*partitions + poolHeadroom; rc.Options().PoolSize < need {
+		return fmt.Errorf("%w: a consumer of %d partitions keeps %d reads blocked; the client's pool holds %d connections: set PoolSize to at least %d",
+			midstream.ErrInvalidOption, partitions, 2*partitions, rc.Options().PoolSize, need)
+	}
+	return nil
+}
+
+// poolHeadroom is how many pooled connections a partitioned consumer
+// needs beyond its blocked reads.
+const poolHeadroom = 4

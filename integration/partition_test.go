@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,9 +226,54 @@ func TestPartitionsLayoutIsFixed(t *testing.T) {
 		t.Fatalf("run with 5 of 4 partitions: %v", err)
 	}
 	for i := range 5 {
-		if n, _ := srv.Client.Exists(ctx, midstream.DefaultPartitionKey(stream, i, 5)).Result(); n != 0 && i == 4 {
+		k := midstream.DefaultPartitionKey(stream, i, 5)
+		if slices.Contains(p4.Partitions(), k) {
+			continue
+		}
+		if n, _ := srv.Client.Exists(ctx, k).Result(); n != 0 {
 			t.Fatalf("the refused consumer created partition %d", i)
 		}
+	}
+
+	// Without partitions, the logical name is refused too.
+	plain, err := producer.New[partOrder](srv.Client, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Publish(ctx, partOrder{}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("plain publish to a partitioned stream: %v", err)
+	}
+	if _, err := plain.PublishBatch(ctx, []partOrder{{}}); !errors.Is(err, midstream.ErrPartitionLayout) || !errors.Is(err, producer.ErrNotSent) {
+		t.Fatalf("plain batch to a partitioned stream: %v", err)
+	}
+	if _, err := plain.PublishIn(ctx, partOrder{}, time.Second); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("plain delayed publish to a partitioned stream: %v", err)
+	}
+	pc, err := consumer.New(srv.Client, stream, "g", consumer.HandlerFunc(func(context.Context, *consumer.Message) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Run(runCtx); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("plain consumer of a partitioned stream: %v", err)
+	}
+	if n, _ := srv.Client.Exists(ctx, stream).Result(); n != 0 {
+		t.Fatal("the logical name was written")
+	}
+
+	// A partitioned producer refuses a name that holds a plain stream.
+	old := srv.Key("old")
+	if err := srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: old, Values: []string{"k", "v"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	po, err := producer.New[partOrder](srv.Client, old, producer.WithPartitions(midstream.Partitions{Count: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := po.Publish(ctx, partOrder{}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("partitioned publish over a plain stream: %v", err)
+	}
+	if n, _ := srv.Client.Exists(ctx, midstream.PartitionLayoutKey(old)).Result(); n != 0 {
+		t.Fatal("a layout was stored over a plain stream")
 	}
 }
 
@@ -266,10 +314,11 @@ func TestPartitionsReclaimAndDeadLetter(t *testing.T) {
 	}
 	var mu sync.Mutex
 	handled := map[string]int{}
+	var fixed atomic.Bool // the failing entries succeed once fixed
 	c, err := consumer.New(srv.Client, stream, "billing",
 		consumer.Typed(func(ctx context.Context, o partOrder, m *consumer.Message) error {
-			if o.Fail {
-				return errors.New("always fails")
+			if o.Fail && !fixed.Load() {
+				return errors.New("fails until fixed")
 			}
 			mu.Lock()
 			handled[m.Stream+"/"+m.ID]++
@@ -330,6 +379,32 @@ func TestPartitionsReclaimAndDeadLetter(t *testing.T) {
 	}
 	if dead != 3 {
 		t.Fatalf("%d dead letters over the partitions, want 3", dead)
+	}
+	// The redriven entries reach the group's handler, from their own
+	// partition's redrive stream.
+	fixed.Store(true)
+	stop = runConsumer(t, c)
+	waitFor(t, time.Minute, "redriven entries handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == n
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	redriven := 0
+	for k, v := range handled {
+		if v != 1 {
+			t.Fatalf("%s handled %d times", k, v)
+		}
+		for _, part := range parts {
+			if strings.HasPrefix(k, deadletter.RedriveKey(part, "billing")+"/") {
+				redriven++
+			}
+		}
+	}
+	if redriven != 3 {
+		t.Fatalf("%d entries handled from the partitions' redrive streams, want 3", redriven)
 	}
 }
 

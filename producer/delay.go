@@ -41,6 +41,11 @@ func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts 
 	if p.part != nil {
 		return p.part.publishIn(ctx, v, d, opts)
 	}
+	if !p.plain.Load() {
+		if err := p.checkPlain(ctx); err != nil {
+			return "", err
+		}
+	}
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {

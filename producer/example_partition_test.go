@@ -46,7 +46,7 @@ func ExampleWithPartitions() {
 		}
 	}
 	// Output:
-	// [orders:{0.1} orders:{1} orders:{2.4}]
+	// [orders:{0.1} orders:{1.4} orders:{2.4}]
 	// 10
 	// 30
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // errPartitionKey is the error of PartitionKey on a producer without
@@ -70,8 +71,11 @@ type partitioned[T any] struct {
 	keyFunc func(T) string // nil for none
 	idem    func(T) string // the producer's idempotency key func, nil for none
 	next    atomic.Uint64  // round-robin position
-	checked atomic.Bool    // the layout was stored or found equal
-	mu      sync.Mutex     // one layout check at a time
+	// checkedAt is when the layout was last stored or found equal, as
+	// time since epoch (a monotonic clock); 0 before the first time.
+	checkedAt atomic.Int64
+	epoch     time.Time
+	mu        sync.Mutex // one layout check at a time
 }
 
 // newPartitioned returns a producer to the partitioned stream stream.
@@ -80,7 +84,7 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 	if err != nil {
 		return nil, err
 	}
-	pp := &partitioned[T]{client: client, stream: stream, layout: *cfg.partitions}
+	pp := &partitioned[T]{client: client, stream: stream, layout: *cfg.partitions, epoch: time.Now()}
 	switch fn := cfg.partKeyFunc.(type) {
 	case nil:
 	case func(T) string:
@@ -96,6 +100,7 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 			return nil, err
 		}
 		p.isPart = true
+		p.plain.Store(true)
 		pp.parts = append(pp.parts, p)
 	}
 	pp.idem = pp.parts[0].idemFunc
@@ -115,20 +120,40 @@ func (p *Producer[T]) Partitions() []string {
 	return out
 }
 
-// ensure stores or checks the layout once.
+// layoutRecheck is how often a partitioned producer checks the stored
+// layout again, so that a layout key lost (deleted, or with a failover) and
+// stored again with another count is noticed.
+const layoutRecheck = 30 * time.Second
+
+// ensure stores or checks the layout before the first publish, and checks
+// it again every layoutRecheck, on the way of one publish while the others
+// go on: then only a layout found different fails the call.
 func (pp *partitioned[T]) ensure(ctx context.Context) error {
-	if pp.checked.Load() {
+	last := pp.checkedAt.Load()
+	if last != 0 && time.Since(pp.epoch) < time.Duration(last)+layoutRecheck {
 		return nil
 	}
-	pp.mu.Lock()
+	if last != 0 {
+		if !pp.mu.TryLock() {
+			return nil // another call checks it
+		}
+	} else {
+		pp.mu.Lock()
+	}
 	defer pp.mu.Unlock()
-	if pp.checked.Load() {
+	if now := pp.checkedAt.Load(); now != last {
 		return nil
 	}
-	if _, err := midstream.EnsurePartitions(ctx, pp.client, pp.stream, pp.layout); err != nil {
+	_, err := midstream.EnsurePartitions(ctx, pp.client, pp.stream, pp.layout)
+	switch {
+	case err == nil:
+		pp.checkedAt.Store(int64(max(time.Since(pp.epoch), 1)))
+	case last != 0 && !errors.Is(err, midstream.ErrInvalidOption):
+		// Checked before; a failed check leaves the calls alone.
+		return nil
+	default:
 		return fmt.Errorf("producer: publish to %q: %w", pp.stream, err)
 	}
-	pp.checked.Store(true)
 	return nil
 }
 
@@ -141,12 +166,18 @@ func (pp *partitioned[T]) route(v T, opts []PublishOption) (int, error) {
 		}
 		o(&pc)
 	}
-	return pp.pick(v, pc.partKey, pc.idemKey), nil
+	return pp.pick(v, pc.partKey, pc.idemKey)
 }
 
 // pick returns the partition of v, given its per-call partition and
-// idempotency keys ("" for none).
-func (pp *partitioned[T]) pick(v T, partKey, idemKey string) int {
+// idempotency keys ("" for none). A key function that panics fails the
+// call.
+func (pp *partitioned[T]) pick(v T, partKey, idemKey string) (_ int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("producer: publish to %q: %w: partition or idempotency key func panicked: %v", pp.stream, midstream.ErrInvalidOption, r)
+		}
+	}()
 	n := len(pp.parts)
 	if partKey == "" && pp.keyFunc != nil {
 		partKey = pp.keyFunc(v)
@@ -158,9 +189,9 @@ func (pp *partitioned[T]) pick(v T, partKey, idemKey string) int {
 		partKey = pp.idem(v)
 	}
 	if partKey != "" {
-		return midstream.PartitionOf(partKey, n)
+		return midstream.PartitionOf(partKey, n), nil
 	}
-	return int(pp.next.Add(1) % uint64(n))
+	return int(pp.next.Add(1) % uint64(n)), nil
 }
 
 func (pp *partitioned[T]) publish(ctx context.Context, v T, opts []PublishOption) (string, error) {
@@ -178,16 +209,22 @@ func (pp *partitioned[T]) publish(ctx context.Context, v T, opts []PublishOption
 // as one batch, all partitions at once. Unlike a batch to one stream, an
 // invalid value keeps only its own partition's share from being sent.
 func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, error) {
-	if err := pp.ensure(ctx); err != nil {
+	notSent := func(err error) ([]string, error) {
 		errs := make([]error, len(vs))
 		for i := range errs {
-			errs[i] = err
+			errs[i] = fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
 		return make([]string, len(vs)), &BatchError{Errs: errs}
 	}
+	if err := pp.ensure(ctx); err != nil {
+		return notSent(err)
+	}
 	share := make([][]int, len(pp.parts)) // indexes into vs, per partition
 	for i, v := range vs {
-		p := pp.pick(v, "", "")
+		p, err := pp.pick(v, "", "")
+		if err != nil {
+			return notSent(err)
+		}
 		share[p] = append(share[p], i)
 	}
 	ids := make([]string, len(vs))
@@ -255,4 +292,20 @@ func (pp *partitioned[T]) cancel(ctx context.Context, scheduleID string) (bool, 
 		return false, fmt.Errorf("producer: publish to %q: %w: schedule ID %q is not \"<partition>:<id>\" of one of %d partitions", pp.stream, midstream.ErrInvalidOption, scheduleID, len(pp.parts))
 	}
 	return pp.parts[i].Cancel(ctx, sid)
+}
+
+// checkPlain makes sure, before the first publish of a producer without
+// partitions, that its stream is not the logical name of a partitioned one
+// (midstream.CheckUnpartitioned): entries written there would reach no
+// consumer of the partitions. A user not allowed to read the layout key is
+// not held back; another failure is checked again at the next call.
+func (p *Producer[T]) checkPlain(ctx context.Context) error {
+	err := midstream.CheckUnpartitioned(ctx, p.client, p.stream)
+	switch {
+	case err == nil || rediserr.Classify(err) == rediserr.Config:
+		p.plain.Store(true)
+	case errors.Is(err, midstream.ErrPartitionLayout):
+		return p.wrap(err)
+	}
+	return nil
 }

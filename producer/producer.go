@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -37,6 +38,10 @@ type Producer[T any] struct {
 	idem       idempotency
 	part       *partitioned[T] // nil unless WithPartitions
 	isPart     bool            // a partition of a partitioned producer
+	// plain is set once the stream was found not to be the logical name of
+	// a partitioned stream (see checkPlain); set from the start on a
+	// partition.
+	plain atomic.Bool
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -163,6 +168,11 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	if p.part != nil {
 		return p.part.publish(ctx, v, opts)
 	}
+	if !p.plain.Load() {
+		if err := p.checkPlain(ctx); err != nil {
+			return "", err
+		}
+	}
 	var pc publishConfig
 	for _, o := range opts {
 		if o == nil {
@@ -241,6 +251,15 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	}
 	if p.part != nil {
 		return p.part.publishBatch(ctx, vs)
+	}
+	if !p.plain.Load() {
+		if err := p.checkPlain(ctx); err != nil {
+			errs := make([]error, len(vs))
+			for i := range errs {
+				errs[i] = fmt.Errorf("%w: %w", ErrNotSent, err)
+			}
+			return make([]string, len(vs)), &BatchError{Errs: errs}
+		}
 	}
 	ctx, span := p.obs.start(ctx, len(vs))
 	defer func() { p.obs.endBatch(span, ids, err) }()
