@@ -319,11 +319,31 @@ func (s *scaler) measure(row *scaleRow, entries map[string]int64, fn func() (ben
 	row.entries = entries
 }
 
-// scaleout measures, for each partition count, rounds runs of: publishing
-// n entries with Publish from 16 goroutines (coalescing on), then consuming
-// them with one consumer; publishing n with PublishBatch(100), then
-// consuming them with two consumers. Each pair runs on a new logical stream,
-// deleted after.
+// scalePlan is one publish run of a scale-out round and the consume run
+// that drains it (none when consumers is 0).
+type scalePlan struct {
+	publish   string
+	run       func(ctx context.Context, p *producer.Producer[bench.Event], n int) (bench.Result, error)
+	consumers int
+}
+
+var scalePlans = []scalePlan{
+	{"Publish, 16 goroutines", func(ctx context.Context, p *producer.Producer[bench.Event], n int) (bench.Result, error) {
+		return bench.Publish(ctx, p, n, 16)
+	}, 1},
+	{"PublishBatch(100)", func(ctx context.Context, p *producer.Producer[bench.Event], n int) (bench.Result, error) {
+		return bench.PublishBatch(ctx, p, n, 100)
+	}, 2},
+	{"Publish, 64 goroutines", func(ctx context.Context, p *producer.Producer[bench.Event], n int) (bench.Result, error) {
+		return bench.Publish(ctx, p, n, 64)
+	}, 0},
+}
+
+// scaleout measures, for each partition count, rounds runs of each plan:
+// publishing n entries (Publish from 16 goroutines, coalescing on, then
+// PublishBatch(100), then Publish from 64 goroutines), and consuming those
+// of the first with one consumer, those of the second with two. Each plan
+// runs on a new logical stream, deleted after.
 func (s *scaler) scaleout() []Row {
 	fmt.Printf("\nscaleout: a partitioned stream on the cluster (%d masters: %s), %d entries per run, field-reading handler;\n"+
 		"  per master: CPU share (INFO CPU, used_cpu_sys+used_cpu_user, of all masters' CPU over the row's runs) and entries held\n",
@@ -331,33 +351,39 @@ func (s *scaler) scaleout() []Row {
 	var rows []Row
 	for _, count := range scaleoutCounts {
 		layout := midstream.Partitions{Count: count}
-		names := []string{"Publish, 16 goroutines", "consume, 1 consumer", "PublishBatch(100)", "consume, 2 consumers"}
-		acc := make([]*scaleRow, len(names))
-		for i, nm := range names {
-			acc[i] = &scaleRow{name: fmt.Sprintf("%d partition(s): %s", count, nm)}
+		var acc []*scaleRow
+		pub := make([]*scaleRow, len(scalePlans))
+		con := make([]*scaleRow, len(scalePlans))
+		for i, pl := range scalePlans {
+			pub[i] = &scaleRow{name: fmt.Sprintf("%d partition(s): %s", count, pl.publish)}
+			acc = append(acc, pub[i])
+			if pl.consumers > 0 {
+				who := "1 consumer"
+				if pl.consumers > 1 {
+					who = strconv.Itoa(pl.consumers) + " consumers"
+				}
+				con[i] = &scaleRow{name: fmt.Sprintf("%d partition(s): consume, %s", count, who)}
+				acc = append(acc, con[i])
+			}
 		}
 		for range s.rounds {
-			for pair := 0; pair < 2; pair++ {
+			for i, pl := range scalePlans {
 				stream := s.stream(count)
 				p, err := producer.New[bench.Event](s.c.rdb, stream, producer.WithCodec[bench.Event](bench.Codec), producer.WithPartitions(layout))
 				if err != nil {
 					log.Fatal(err)
 				}
-				var ents map[string]int64
-				pub, con := acc[2*pair], acc[2*pair+1]
-				s.measure(pub, nil, func() (bench.Result, error) {
-					if pair == 0 {
-						return bench.Publish(s.ctx, p, s.n, 16)
-					}
-					return bench.PublishBatch(s.ctx, p, s.n, 100)
-				})
-				if ents, err = s.c.entries(s.ctx, p.Partitions()); err != nil {
+				s.measure(pub[i], nil, func() (bench.Result, error) { return pl.run(s.ctx, p, s.n) })
+				ents, err := s.c.entries(s.ctx, p.Partitions())
+				if err != nil {
 					log.Fatal(err)
 				}
-				pub.entries = ents
-				s.measure(con, ents, func() (bench.Result, error) {
-					return bench.Consume(s.ctx, s.c.rdb, stream, "g", s.n, 1+pair, bench.ReadFields, consumer.WithPartitions(layout))
-				})
+				pub[i].entries = ents
+				if pl.consumers > 0 {
+					s.measure(con[i], ents, func() (bench.Result, error) {
+						return bench.Consume(s.ctx, s.c.rdb, stream, "g", s.n, pl.consumers, bench.ReadFields, consumer.WithPartitions(layout))
+					})
+				}
 				if err := s.c.cleanup(s.ctx, stream); err != nil {
 					log.Fatal(err)
 				}
