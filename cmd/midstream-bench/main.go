@@ -102,6 +102,14 @@ func main() {
 		single = single || name != "scaleout"
 	}
 
+	if !sections["scaleout"] {
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "cluster" || f.Name == "cluster-replicas" || f.Name == "scaleout" {
+				log.Fatalf("-%s is for the scaleout section: add it to -only", f.Name)
+			}
+		})
+	}
+
 	ctx := context.Background()
 	b := &runner{ctx: ctx, rounds: *rounds, profileRow: *profileRow, cpuProfile: *cpuProfile, memProfile: *memProfile}
 	if single {
