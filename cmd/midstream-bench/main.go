@@ -9,6 +9,8 @@
 //	go run ./cmd/midstream-bench -json new.json  # also write the rows as JSON
 //	go run ./cmd/midstream-bench -compare old.json new.json
 //	go run ./cmd/midstream-bench -only consume -profile 'consume 1' -cpuprofile cpu.out -memprofile mem.out
+//	go run ./cmd/midstream-bench -only scaleout  # spawns a local Redis Cluster
+//	go run ./cmd/midstream-bench -only scaleout -cluster host:port,host:port
 //
 // The server is spawned without persistence (like a cache-tier Redis) on a
 // free loopback port; entries are six flat fields of about 100 bytes, as
@@ -16,6 +18,12 @@
 // rows run two handlers: one reading the fields in place (a raw HandlerFunc
 // against a loop reading go-redis's reply) and a typed one (consumer.Typed
 // against a loop decoding the same struct by hand).
+//
+// The scaleout section (not run by default) publishes to and consumes from a
+// partitioned stream of 1, 3 and 6 partitions on a Redis Cluster (-cluster,
+// else a spawned local one of three masters with a replica each) and prints
+// the aggregate rates with each master's share of the masters' CPU time and
+// of the entries.
 package main
 
 import (
@@ -51,6 +59,9 @@ func main() {
 	profileRow := flag.String("profile", "", "profile midstream's side of the first run of the first row whose name contains this")
 	cpuProfile := flag.String("cpuprofile", "", "with -profile: write the CPU profile to this file")
 	memProfile := flag.String("memprofile", "", "with -profile: write the allocation profile to this file")
+	clusterAddrs := flag.String("cluster", "", "scaleout: comma-separated addresses of a Redis Cluster (default: a spawned local one); its keys named after the bench's streams are deleted")
+	clusterReplicas := flag.Int("cluster-replicas", 1, "scaleout: replicas of each master of the spawned cluster")
+	scaleN := flag.Int("scaleout", 100_000, "scaleout: entries per publish run (each consume run drains them)")
 	compare := flag.Bool("compare", false, "compare two JSON files of rows (arguments: old new) instead of measuring")
 	flag.Parse()
 	if *compare {
@@ -65,10 +76,13 @@ func main() {
 	if *rounds < 1 || *rounds > 100 {
 		log.Fatal("-rounds must be between 1 and 100")
 	}
-	for _, n := range []int{*consumeN, *publishN, *seqN} {
+	for _, n := range []int{*consumeN, *publishN, *seqN, *scaleN} {
 		if n < 1 || n > 100_000_000 {
-			log.Fatal("-consume, -publish and -seq must be between 1 and 100,000,000")
+			log.Fatal("-consume, -publish, -seq and -scaleout must be between 1 and 100,000,000")
 		}
+	}
+	if *clusterReplicas < 0 || *clusterReplicas > 5 {
+		log.Fatal("-cluster-replicas must be between 0 and 5")
 	}
 	if *flowDur < 100*time.Millisecond || *flowDur > time.Hour {
 		log.Fatal("-flow must be between 100ms and 1h")
@@ -77,19 +91,36 @@ func main() {
 		log.Fatal("-cpuprofile and -memprofile need -profile ROW")
 	}
 
-	ctx := context.Background()
-	rdb, where, cleanup, err := connect(*addr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer cleanup()
-	info := rdb.Info(ctx, "server").Val()
-	fmt.Printf("midstream-bench: %s, %d CPUs, %s; Redis %s (%s)\n", runtime.Version(), runtime.NumCPU(), cpuModel(), field(info, "redis_version"), where)
-
-	b := &runner{ctx: ctx, rdb: rdb, rounds: *rounds, profileRow: *profileRow, cpuProfile: *cpuProfile, memProfile: *memProfile}
 	sections := map[string]bool{}
-	for _, s := range strings.Split(*only, ",") {
-		sections[strings.TrimSpace(s)] = true
+	single := false // a section needs the single server
+	for _, name := range strings.Split(*only, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(knownSections, name) {
+			log.Fatalf("-only: unknown section %q (sections: %s)", name, strings.Join(knownSections, ","))
+		}
+		sections[name] = true
+		single = single || name != "scaleout"
+	}
+
+	if !sections["scaleout"] {
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "cluster" || f.Name == "cluster-replicas" || f.Name == "scaleout" {
+				log.Fatalf("-%s is for the scaleout section: add it to -only", f.Name)
+			}
+		})
+	}
+
+	ctx := context.Background()
+	b := &runner{ctx: ctx, rounds: *rounds, profileRow: *profileRow, cpuProfile: *cpuProfile, memProfile: *memProfile}
+	if single {
+		rdb, where, cleanup, err := connect(*addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer cleanup()
+		info := rdb.Info(ctx, "server").Val()
+		fmt.Printf("midstream-bench: %s, %d CPUs, %s; Redis %s (%s)\n", runtime.Version(), runtime.NumCPU(), cpuModel(), field(info, "redis_version"), where)
+		b.rdb = rdb
 	}
 	if sections["consume"] {
 		b.consume(*consumeN)
@@ -115,12 +146,26 @@ func main() {
 	if sections["delayed"] {
 		b.delayed(*flowDur)
 	}
+	if sections["scaleout"] {
+		c, err := openCluster(ctx, *clusterAddrs, *clusterReplicas)
+		if err != nil {
+			log.Fatal(err)
+		}
+		info := c.direct[c.masters[0]].Info(ctx, "server").Val()
+		fmt.Printf("midstream-bench: %s, %d CPUs, %s; Redis Cluster %s (%s)\n", runtime.Version(), runtime.NumCPU(), cpuModel(), field(info, "redis_version"), c.where)
+		s := &scaler{ctx: ctx, c: c, n: *scaleN, rounds: *rounds}
+		b.rows = append(b.rows, s.scaleout()...)
+		c.close()
+	}
 	if *jsonOut != "" {
 		if err := writeRows(*jsonOut, b.rows); err != nil {
 			log.Fatal(err)
 		}
 	}
 }
+
+// knownSections are the sections -only takes.
+var knownSections = []string{"consume", "reclaim", "publish", "latency", "sustained", "observability", "idempotent", "delayed", "scaleout"}
 
 type runner struct {
 	ctx    context.Context
@@ -156,6 +201,13 @@ type Row struct {
 	RawP99Ms        float64 `json:"raw_p99_ms,omitempty"`
 	MidstreamP50Ms  float64 `json:"midstream_p50_ms,omitempty"`
 	MidstreamP99Ms  float64 `json:"midstream_p99_ms,omitempty"`
+	// Scale-out rows (section "scaleout"): the partition count, the
+	// masters' CPU time per second of the runs (in cores), and each
+	// master's load; the rate is Midstream, its client CPU per entry
+	// MidstreamCPUNs (no hand-written side: Raw and Ratio are 0).
+	Partitions      int          `json:"partitions,omitempty"`
+	MastersCPUCores float64      `json:"masters_cpu_cores,omitempty"`
+	Masters         []MasterLoad `json:"masters,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -397,6 +449,14 @@ func compareFiles(w *os.File, oldPath, newPath string) error {
 	fmt.Fprintf(w, "%-62s %8s %8s   %s\n", "row", "old", "new", "midstream CPU/entry old → new")
 	for _, r := range newer {
 		o, ok := byName[r.Section+"/"+r.Name]
+		if r.Raw == 0 { // no hand-written side (scaleout): rates side by side
+			old := "-"
+			if ok {
+				old = fmt.Sprintf("%.0f/s", o.Midstream)
+			}
+			fmt.Fprintf(w, "%-62s %8s %8s   (rates)\n", r.Section+": "+r.Name, old, fmt.Sprintf("%.0f/s", r.Midstream))
+			continue
+		}
 		if !ok {
 			fmt.Fprintf(w, "%-62s %8s %8.2f\n", r.Section+": "+r.Name, "-", r.Ratio)
 			continue

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,9 +36,9 @@ const (
 // Server shares it (Start flushes it first). Fault tests kill nodes with
 // KillMasterOf and bring them back with Restart or Heal.
 type Cluster struct {
-	dir   string
-	mu    sync.Mutex
-	nodes []*redisserver.Server // in creation order: masters first
+	dir string
+	mu  sync.Mutex // guards the nodes' processes
+	rc  *redisserver.Cluster
 }
 
 // The cluster Run started, or why it could not (cluster mode only).
@@ -80,17 +77,11 @@ func Run(m interface{ Run() int }) int {
 }
 
 // startCluster starts six nodes and joins them into a cluster with
-// redis-cli --cluster create.
-func startCluster() (_ *Cluster, err error) {
+// redis-cli --cluster create (redisserver.StartCluster).
+func startCluster() (*Cluster, error) {
 	bin := binary()
 	if bin == "" {
 		return nil, errors.New("no redis-server on PATH")
-	}
-	cli := filepath.Join(filepath.Dir(bin), "redis-cli")
-	if _, err := os.Stat(cli); err != nil {
-		if cli, err = exec.LookPath("redis-cli"); err != nil {
-			return nil, errors.New("no redis-cli beside redis-server or on PATH")
-		}
 	}
 	base := os.TempDir()
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -100,21 +91,8 @@ func startCluster() (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, c.close())
-		}
-	}()
-	for i := range 2 * clusterMasters {
-		d := filepath.Join(dir, strconv.Itoa(i))
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
-		}
-		s, err := redisserver.Start(redisserver.Config{Binary: bin, Dir: d, Persist: true, Args: []string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(d, "nodes.conf"),
-			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
+	rc, err := redisserver.StartCluster(redisserver.ClusterConfig{Binary: bin, Dir: dir, Masters: clusterMasters, Replicas: 1,
+		Persist: true, NodeTimeout: clusterNodeTimeout, Wait: clusterWait, Args: []string{
 			// A replica may always be promoted, however long its link was
 			// down in an earlier test.
 			"--cluster-replica-validity-factor", "0",
@@ -122,35 +100,17 @@ func startCluster() (_ *Cluster, err error) {
 			// than after Redis's default 5 s wait for more replicas.
 			"--repl-diskless-sync-delay", "0",
 		}})
-		if err != nil {
-			return nil, err
-		}
-		c.nodes = append(c.nodes, s)
-	}
-	args := []string{"--cluster", "create"}
-	args = append(args, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("redis-cli --cluster create: %w\n%s", err, out)
+		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
-	if err := c.WaitHealthy(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return &Cluster{dir: dir, rc: rc}, nil
 }
 
 // Addrs returns host:port of every node, masters and replicas.
 func (c *Cluster) Addrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	addrs := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		addrs[i] = n.Addr()
-	}
-	return addrs
+	return c.rc.Addrs()
 }
 
 // NewClient returns a new cluster client seeded with every node, with opts
@@ -169,7 +129,7 @@ func (c *Cluster) NewClient(opts ...func(*redis.ClusterOptions)) *redis.ClusterC
 }
 
 func (c *Cluster) node(addr string) (*redisserver.Server, error) {
-	for _, n := range c.nodes {
+	for _, n := range c.rc.Nodes {
 		if n.Addr() == addr {
 			return n, nil
 		}
@@ -285,7 +245,7 @@ func (c *Cluster) WaitFailover(ctx context.Context, key, old string) (string, er
 // waits until the cluster is healthy (see WaitHealthy).
 func (c *Cluster) Heal(ctx context.Context) error {
 	c.mu.Lock()
-	for _, n := range c.nodes {
+	for _, n := range c.rc.Nodes {
 		if err := n.Signal(syscall.SIGCONT); err != nil {
 			c.mu.Unlock()
 			return err
@@ -308,76 +268,7 @@ func (c *Cluster) Heal(ctx context.Context) error {
 // replica whose link to it is up, and every node knows every other one as
 // connected.
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
-	var last error
-	for {
-		if last = c.healthy(ctx); last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("redistest: cluster not healthy: %w (last: %v)", ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (c *Cluster) healthy(ctx context.Context) error {
-	addrs := c.Addrs()
-	masters := 0
-	for _, addr := range addrs {
-		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-		err := nodeHealthy(ctx, rdb, len(addrs))
-		if err == nil {
-			var role []any
-			if role, err = rdb.Do(ctx, "ROLE").Slice(); err == nil && len(role) > 0 && role[0] == "master" {
-				masters++
-			}
-		}
-		_ = rdb.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", addr, err)
-		}
-	}
-	if masters != clusterMasters {
-		return fmt.Errorf("%d masters, want %d", masters, clusterMasters)
-	}
-	return nil
-}
-
-// nodeHealthy checks one node (see WaitHealthy); nodes is the cluster's size.
-func nodeHealthy(ctx context.Context, rdb *redis.Client, nodes int) error {
-	info, err := rdb.ClusterInfo(ctx).Result()
-	if err != nil {
-		return err
-	}
-	for _, want := range []string{"cluster_state:ok", "cluster_slots_ok:16384", "cluster_known_nodes:" + strconv.Itoa(nodes)} {
-		if !strings.Contains(info, want+"\r\n") {
-			return fmt.Errorf("CLUSTER INFO lacks %s", want)
-		}
-	}
-	conf, err := rdb.ClusterNodes(ctx).Result()
-	if err != nil {
-		return err
-	}
-	for _, line := range strings.Split(strings.TrimSpace(conf), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 || f[7] != "connected" || strings.Contains(f[2], "fail") {
-			return fmt.Errorf("CLUSTER NODES: %s", line)
-		}
-	}
-	repl, err := rdb.Info(ctx, "replication").Result()
-	if err != nil {
-		return err
-	}
-	switch {
-	case strings.Contains(repl, "role:slave"):
-		if !strings.Contains(repl, "master_link_status:up") || strings.Contains(repl, "master_sync_in_progress:1") {
-			return errors.New("replica's link to its master is not up")
-		}
-	case !strings.Contains(repl, "connected_slaves:1"):
-		return errors.New("master without a connected replica")
-	}
-	return nil
+	return c.rc.WaitHealthy(ctx)
 }
 
 // flush deletes every key on every master and waits until the replicas
@@ -397,10 +288,5 @@ func (c *Cluster) flush(ctx context.Context) error {
 func (c *Cluster) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var errs []error
-	for _, n := range c.nodes {
-		errs = append(errs, n.Close())
-	}
-	errs = append(errs, os.RemoveAll(c.dir))
-	return errors.Join(errs...)
+	return errors.Join(c.rc.Close(), os.RemoveAll(c.dir))
 }
