@@ -104,6 +104,17 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 		pp.parts = append(pp.parts, p)
 	}
 	pp.idem = pp.parts[0].idemFunc
+	if !cfg.noCoalesce && cfg.durable == nil {
+		// One coalescer for every partition: concurrent publishes to
+		// different partitions share pipelines, as they would on one
+		// stream (a cluster client sends a pipeline's commands to each
+		// node at once). A durable producer keeps one per partition, since
+		// WAIT is sent on the connection to the partition's master.
+		shared := &coalescer{send: pp.parts[0].send.send}
+		for _, p := range pp.parts {
+			p.coalesce = shared
+		}
+	}
 	return &Producer[T]{client: client, stream: stream, part: pp}, nil
 }
 
