@@ -104,12 +104,14 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 		pp.parts = append(pp.parts, p)
 	}
 	pp.idem = pp.parts[0].idemFunc
-	if !cfg.noCoalesce && cfg.durable == nil {
-		// One coalescer for every partition: concurrent publishes to
-		// different partitions share pipelines, as they would on one
-		// stream (a cluster client sends a pipeline's commands to each
-		// node at once). A durable producer keeps one per partition, since
-		// WAIT is sent on the connection to the partition's master.
+	if _, cluster := client.(*redis.ClusterClient); !cluster && !cfg.noCoalesce && cfg.durable == nil {
+		// One coalescer for every partition of one server: concurrent
+		// publishes to different partitions share pipelines, as they would
+		// on one stream. On a cluster each partition keeps its own, so that
+		// a node that stops answering holds up only the publishes to its
+		// partitions (a pipeline waits for its slowest node); a durable
+		// producer too, since WAIT goes on the connection to the
+		// partition's master.
 		shared := &coalescer{send: pp.parts[0].send.send}
 		for _, p := range pp.parts {
 			p.coalesce = shared
