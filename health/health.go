@@ -274,25 +274,27 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 	overdue := pipe.ZCount(ctx, h.Delayed.Key, "-inf", nowMs)
 	first := pipe.ZRangeWithScores(ctx, h.Delayed.Key, 0, 0)
 	_, _ = pipe.Exec(ctx)
-	// The dead-letter stream and the delay set first: a missing stream
-	// returns them with ErrNoStream (SnapshotPartitioned reports a partition
-	// not created yet that way).
-	if err := dlq.Err(); err != nil {
+	// A missing stream returns ErrNoStream with its dead-letter stream and
+	// delay set when they could be read (SnapshotPartitioned reports a
+	// partition not created yet that way).
+	infoErr := info.Err()
+	missing := infoErr != nil && isNoSuchKey(infoErr)
+	if infoErr != nil && !missing {
+		return h, fmt.Errorf("health: XINFO STREAM %q: %w", stream, infoErr)
+	}
+	if err := dlq.Err(); err != nil && !missing {
 		return h, fmt.Errorf("health: XLEN %q: %w", cfg.dlqKey, err)
 	}
 	h.DeadLetter.Length = dlq.Val()
-	if err := errors.Join(delayed.Err(), overdue.Err(), first.Err()); err != nil {
+	if err := errors.Join(delayed.Err(), overdue.Err(), first.Err()); err != nil && !missing {
 		return h, fmt.Errorf("health: delay set %q: %w", h.Delayed.Key, err)
 	}
 	h.Delayed.Size, h.Delayed.Overdue = delayed.Val(), overdue.Val()
 	if z := first.Val(); len(z) > 0 && h.Delayed.Overdue > 0 {
 		h.Delayed.OldestOverdueAge = max(h.Time.Sub(time.UnixMilli(int64(z[0].Score))), 0)
 	}
-	if err := info.Err(); err != nil {
-		if isNoSuchKey(err) {
-			return h, fmt.Errorf("health: %q: %w", stream, midstream.ErrNoStream)
-		}
-		return h, fmt.Errorf("health: XINFO STREAM %q: %w", stream, err)
+	if missing {
+		return h, fmt.Errorf("health: %q: %w", stream, midstream.ErrNoStream)
 	}
 	h.Length = info.Val().Length
 	h.LastID = info.Val().LastGeneratedID

@@ -177,6 +177,20 @@ func TestHealthPartitioned(t *testing.T) {
 		t.Fatalf("a group on one partition: %+v", p.Total.Groups)
 	}
 
+	// Partitions not created yet are reported empty, with their dead letters.
+	fresh := srv.Key("fresh")
+	fparts, err := midstream.EnsurePartitions(ctx, srv.Client, fresh, midstream.Partitions{Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, srv.Client, deadletter.Key(fparts[1]), 0, 1)
+	fp, err := health.SnapshotPartitioned(ctx, srv.Client, fresh)
+	if err != nil || len(fp.Partitions) != 2 || fp.Partitions[1].Length != 0 || fp.Partitions[1].DeadLetter.Length != 1 ||
+		fp.Partitions[1].DeadLetter.Key != deadletter.Key(fparts[1]) || fp.Total.Length != 0 || fp.Total.DeadLetter.Length != 1 ||
+		len(fp.Total.Groups) != 0 {
+		t.Fatalf("partitions not created yet: %+v %v", fp, err)
+	}
+
 	// The gauges: one point per partition, under the logical stream.
 	mp, reader := otelMetrics(t)
 	reg, err := health.RegisterPartitionedGauges(mp, srv.Client, s.stream, health.WithGroups(s.group))
