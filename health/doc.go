@@ -36,6 +36,12 @@
 // (one second by default). A consumer.Consumer registers them for its own
 // group while it runs.
 //
+// Options follow the rule of every midstream package: a zero value means
+// the default, except WithMinInterval(0), which takes a snapshot at every
+// collection; a negative value, one above its bound (MaxMinInterval) or a
+// bad name fails with an error wrapping midstream.ErrInvalidOption.
+// NewGauges(nil) uses the global MeterProvider.
+//
 // # Partitioned streams
 //
 // A partitioned stream (midstream.Partitions, producer.WithPartitions,
@@ -60,12 +66,6 @@
 // Gauges.RegisterPartitioned (RegisterPartitionedGauges) reports the same
 // gauges for each partition, under the logical stream's name with the
 // partition's index in messaging.destination.partition.id (KeyPartition).
-//
-// Options follow the rule of every midstream package: a zero value means
-// the default, except WithMinInterval(0), which takes a snapshot at every
-// collection; a negative value, one above its bound (MaxMinInterval) or a
-// bad name fails with an error wrapping midstream.ErrInvalidOption.
-// NewGauges(nil) uses the global MeterProvider.
 //
 // # JSON
 //

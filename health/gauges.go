@@ -15,7 +15,8 @@ import (
 )
 
 // Gauges are OpenTelemetry observable gauges of stream health, created once
-// on a meter and registered for any number of streams (Register). The
+// on a meter and registered for any number of streams (Register) and
+// partitioned streams (RegisterPartitioned, one point per partition). The
 // consumer package registers them for its group while Run runs; register
 // them yourself to watch streams no consumer of this process reads.
 //
