@@ -50,7 +50,7 @@
 // and delay set. SnapshotPartitioned reads its stored layout and snapshots
 // every partition, a few at a time, and returns them with their total: sums
 // of lengths, dead letters, delayed entries, pending entries and lag (known
-// only where every partition's is), the oldest pending entry of any
+// only when every partition's is), the oldest pending entry of any
 // partition, consumers merged by name (see PartitionedHealth.Total):
 //
 //	p, err := health.SnapshotPartitioned(ctx, rdb, "orders")
