@@ -45,16 +45,16 @@ func ExampleSnapshotPartitioned() {
 	if err != nil {
 		panic(err) // errors.Is(err, midstream.ErrNoStream): no layout stored for "orders"
 	}
-	for _, p := range h.Partitions {
+	for i, p := range h.Partitions { // p.Stream is the partition's key, parts[i]
 		g, _ := p.Group("billing")
-		fmt.Printf("%s: %d entries, billing pending %d\n", p.Stream, p.Length, g.Pending)
+		fmt.Printf("partition %d: %d entries, billing pending %d, %d dead letters\n", i, p.Length, g.Pending, p.DeadLetter.Length)
 	}
 	g, _ := h.Group("billing")
-	fmt.Printf("%s: %d entries, billing pending %d (oldest %s in %s), %d consumer\n", h.Stream, h.Total.Length,
-		g.Pending, g.OldestPendingID, h.Partitions[h.OldestPendingPartition("billing")].Stream, g.ConsumerCount)
+	fmt.Printf("%s: %d entries, billing pending %d (oldest %s, in partition %d), %d consumer\n", h.Stream, h.Total.Length,
+		g.Pending, g.OldestPendingID, h.OldestPendingPartition("billing"), g.ConsumerCount)
 	// Output:
-	// orders:{0.1}: 3 entries, billing pending 2
-	// orders:{1}: 2 entries, billing pending 0
-	// orders:{2.4}: 0 entries, billing pending 0
-	// orders: 5 entries, billing pending 2 (oldest 1001-0 in orders:{0.1}), 1 consumer
+	// partition 0: 3 entries, billing pending 2, 0 dead letters
+	// partition 1: 2 entries, billing pending 0, 0 dead letters
+	// partition 2: 0 entries, billing pending 0, 0 dead letters
+	// orders: 5 entries, billing pending 2 (oldest 1001-0, in partition 0), 1 consumer
 }

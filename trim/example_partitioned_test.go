@@ -43,10 +43,10 @@ func ExampleTrimPartitioned() {
 	if err != nil {
 		panic(err)
 	}
-	for _, r := range res {
-		fmt.Printf("%s: trimmed %d, %d left, held back %d %v\n", r.Stream, r.Trimmed, r.Len, r.HeldBack, r.HeldBackBy)
+	for i, r := range res { // r.Stream is the partition's key, parts[i]
+		fmt.Printf("partition %d: trimmed %d, %d left, held back %d %v\n", i, r.Trimmed, r.Len, r.HeldBack, r.HeldBackBy)
 	}
 	// Output:
-	// events:{0.1}: trimmed 4, 1 left, held back 0 []
-	// events:{1}: trimmed 2, 3 left, held back 2 [{mailer 3-0 undelivered}]
+	// partition 0: trimmed 4, 1 left, held back 0 []
+	// partition 1: trimmed 2, 3 left, held back 2 [{mailer 3-0 undelivered}]
 }
