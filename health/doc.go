@@ -42,6 +42,31 @@
 // bad name fails with an error wrapping midstream.ErrInvalidOption.
 // NewGauges(nil) uses the global MeterProvider.
 //
+// # Partitioned streams
+//
+// A partitioned stream (midstream.Partitions, producer.WithPartitions,
+// consumer.WithPartitions) is one logical stream over several partition
+// streams, each with its own groups (of the same names), dead-letter stream
+// and delay set. SnapshotPartitioned reads its stored layout and snapshots
+// every partition, a few at a time, and returns them with their total: sums
+// of lengths, dead letters, delayed entries, pending entries and lag (known
+// only when every partition's is), the oldest pending entry of any
+// partition, consumers merged by name (see PartitionedHealth.Total):
+//
+//	p, err := health.SnapshotPartitioned(ctx, rdb, "orders")
+//	if err != nil {
+//		return err // errors.Is(err, midstream.ErrNoStream): no layout stored for "orders"
+//	}
+//	g, _ := p.Group("billing")
+//	fmt.Println("pending", g.Pending, "dead letters", p.Total.DeadLetter.Length)
+//	for _, part := range p.Partitions {
+//		fmt.Println(part.Stream, part.Length, part.DeadLetter.Length)
+//	}
+//
+// Gauges.RegisterPartitioned (RegisterPartitionedGauges) reports the same
+// gauges for each partition, under the logical stream's name with the
+// partition's index in messaging.destination.partition.id (KeyPartition).
+//
 // # JSON
 //
 // StreamHealth and the types in it marshal to a stable JSON form, the one
@@ -64,7 +89,10 @@
 //	  }]
 //	}
 //
-// Unmarshalling reads the same form back.
+// A PartitionedHealth marshals to {"stream", "time", "total": StreamHealth,
+// "partitions": [StreamHealth]}, the total's last_id and dead_letter.key
+// being "" (each partition has its own). Unmarshalling reads the same form
+// back.
 //
 // Snapshot and Gauges never close the client they were given.
 package health

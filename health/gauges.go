@@ -15,7 +15,8 @@ import (
 )
 
 // Gauges are OpenTelemetry observable gauges of stream health, created once
-// on a meter and registered for any number of streams (Register). The
+// on a meter and registered for any number of streams (Register) and
+// partitioned streams (RegisterPartitioned, one point per partition). The
 // consumer package registers them for its group while Run runs; register
 // them yourself to watch streams no consumer of this process reads.
 //
@@ -143,24 +144,128 @@ func (w *watch) observe(ctx context.Context, o metric.Observer) error {
 	if err != nil {
 		return err
 	}
-	g := w.g
-	o.ObserveInt64(g.length, h.Length, w.streamAttrs)
-	o.ObserveInt64(g.dlq, h.DeadLetter.Length, w.streamAttrs)
-	o.ObserveInt64(g.delaySize, h.Delayed.Size, w.streamAttrs)
-	o.ObserveFloat64(g.delayOverdue, h.Delayed.OldestOverdueAge.Seconds(), w.streamAttrs)
-	for _, gh := range h.Groups {
-		attrs, ok := w.groupAttrs[gh.Name]
+	w.g.observe(o, h, w.streamAttrs, func(group string) metric.ObserveOption {
+		attrs, ok := w.groupAttrs[group]
 		if !ok {
 			attrs = metric.WithAttributeSet(attribute.NewSet(telemetry.System,
-				telemetry.KeyDestination.String(w.stream), telemetry.KeyGroup.String(gh.Name)))
-			w.groupAttrs[gh.Name] = attrs
+				telemetry.KeyDestination.String(w.stream), telemetry.KeyGroup.String(group)))
+			w.groupAttrs[group] = attrs
 		}
+		return attrs
+	})
+	return nil
+}
+
+// observe reports one stream's snapshot with the stream's attributes and,
+// per group, groupAttrs(group).
+func (g *Gauges) observe(o metric.Observer, h StreamHealth, streamAttrs metric.ObserveOption, groupAttrs func(string) metric.ObserveOption) {
+	o.ObserveInt64(g.length, h.Length, streamAttrs)
+	o.ObserveInt64(g.dlq, h.DeadLetter.Length, streamAttrs)
+	o.ObserveInt64(g.delaySize, h.Delayed.Size, streamAttrs)
+	o.ObserveFloat64(g.delayOverdue, h.Delayed.OldestOverdueAge.Seconds(), streamAttrs)
+	for _, gh := range h.Groups {
+		attrs := groupAttrs(gh.Name)
 		if gh.LagKnown {
 			o.ObserveInt64(g.lag, gh.Lag, attrs)
 		}
 		o.ObserveInt64(g.pending, gh.Pending, attrs)
 		o.ObserveInt64(g.consumers, gh.ConsumerCount, attrs)
 		o.ObserveFloat64(g.oldestAge, gh.OldestPendingAge.Seconds(), attrs)
+	}
+}
+
+// KeyPartition is the attribute that names a partition's index (0, 1, …)
+// on the points of RegisterPartitioned: OpenTelemetry's
+// messaging.destination.partition.id.
+const KeyPartition = attribute.Key("messaging.destination.partition.id")
+
+// RegisterPartitionedGauges is NewGauges(mp) followed by
+// RegisterPartitioned.
+func RegisterPartitionedGauges(mp metric.MeterProvider, client redis.UniversalClient, stream string, opts ...Option) (metric.Registration, error) {
+	g, err := NewGauges(mp)
+	if err != nil {
+		return nil, err
+	}
+	return g.RegisterPartitioned(client, stream, opts...)
+}
+
+// RegisterPartitioned reports the health of the partitioned stream stream
+// (SnapshotPartitioned with opts) through the gauges, one point per
+// partition, until the returned registration is unregistered. The points
+// carry messaging.destination.name the logical stream, and
+// messaging.destination.partition.id (KeyPartition) the partition's index:
+// sum them by messaging.destination.name for the logical stream's length,
+// dead letters, lag and pending, take the max for the oldest pending age.
+// (A consumer.Consumer of a partitioned stream reports its own gauges per
+// partition under the partition's key, without KeyPartition.) Lag is
+// reported per partition where Redis can tell it.
+//
+// Each collection reads the stored layout (one HGETALL) and snapshots the
+// partitions, reusing a snapshot younger than the minimum interval as
+// Register does. While the stream has no stored layout it reports nothing;
+// other errors go to the MeterProvider's error handling. Options and
+// errors are SnapshotPartitioned's. The caller keeps ownership of client.
+func (g *Gauges) RegisterPartitioned(client redis.UniversalClient, stream string, opts ...Option) (metric.Registration, error) {
+	cfg, err := newPartitionedConfig(client, stream, opts)
+	if err != nil {
+		return nil, err
+	}
+	w := &partitionedWatch{g: g, client: client, stream: stream, cfg: cfg, attrs: map[partitionAttrKey]metric.ObserveOption{}}
+	return g.meter.RegisterCallback(w.observe, g.length, g.dlq, g.lag, g.pending, g.oldestAge, g.consumers,
+		g.delaySize, g.delayOverdue)
+}
+
+// partitionedWatch is one registration of a partitioned stream.
+type partitionedWatch struct {
+	g      *Gauges
+	client redis.UniversalClient
+	stream string
+	cfg    config
+
+	mu      sync.Mutex
+	attrs   map[partitionAttrKey]metric.ObserveOption
+	last    PartitionedHealth
+	lastErr error
+	taken   time.Time
+}
+
+// partitionAttrKey names the attributes of a partition, or of a group in it.
+type partitionAttrKey struct {
+	partition int
+	group     string
+}
+
+func (w *partitionedWatch) attr(partition int, group string) metric.ObserveOption {
+	k := partitionAttrKey{partition, group}
+	a, ok := w.attrs[k]
+	if !ok {
+		kvs := []attribute.KeyValue{telemetry.System, telemetry.KeyDestination.String(w.stream), KeyPartition.Int(partition)}
+		if group != "" {
+			kvs = append(kvs, telemetry.KeyGroup.String(group))
+		}
+		a = metric.WithAttributeSet(attribute.NewSet(kvs...))
+		w.attrs[k] = a
+	}
+	return a
+}
+
+func (w *partitionedWatch) observe(ctx context.Context, o metric.Observer) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.taken.IsZero() || time.Since(w.taken) >= w.cfg.minInterval {
+		sctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+		w.last, w.lastErr = snapshotPartitioned(sctx, w.client, w.stream, &w.cfg)
+		cancel()
+		w.taken = time.Now()
+	}
+	if errors.Is(w.lastErr, midstream.ErrNoStream) {
+		return nil
+	}
+	if w.lastErr != nil {
+		return w.lastErr
+	}
+	for i, h := range w.last.Partitions {
+		w.g.observe(o, h, w.attr(i, ""), func(group string) metric.ObserveOption { return w.attr(i, group) })
 	}
 	return nil
 }

@@ -144,6 +144,7 @@ type Option func(*config)
 
 type config struct {
 	dlqKey      string
+	dlqSet      bool // by WithDeadLetterKey
 	groups      []string
 	noConsumers bool
 	minInterval time.Duration
@@ -152,17 +153,19 @@ type config struct {
 
 // WithDeadLetterKey sets the dead-letter stream whose length is reported.
 // Default (also for "") deadletter.Key(stream), the consumer's default.
+// SnapshotPartitioned and RegisterPartitioned refuse it: each partition
+// has its own dead-letter stream.
 func WithDeadLetterKey(key string) Option {
 	return func(c *config) {
 		if key == "" {
-			c.dlqKey = ""
+			c.dlqKey, c.dlqSet = "", false
 			return
 		}
 		if err := midstream.CheckStream(key); err != nil {
 			c.errs = append(c.errs, fmt.Errorf("%w: dead-letter key: %w", midstream.ErrInvalidOption, err))
 			return
 		}
-		c.dlqKey = key
+		c.dlqKey, c.dlqSet = key, true
 	}
 }
 
@@ -271,26 +274,31 @@ func snapshot(ctx context.Context, client redis.UniversalClient, stream string, 
 	overdue := pipe.ZCount(ctx, h.Delayed.Key, "-inf", nowMs)
 	first := pipe.ZRangeWithScores(ctx, h.Delayed.Key, 0, 0)
 	_, _ = pipe.Exec(ctx)
-	if err := info.Err(); err != nil {
-		if isNoSuchKey(err) {
-			return h, fmt.Errorf("health: %q: %w", stream, midstream.ErrNoStream)
-		}
-		return h, fmt.Errorf("health: XINFO STREAM %q: %w", stream, err)
+	// A missing stream returns ErrNoStream with its dead-letter stream and
+	// delay set when they could be read (SnapshotPartitioned reports a
+	// partition not created yet that way).
+	infoErr := info.Err()
+	missing := infoErr != nil && isNoSuchKey(infoErr)
+	if infoErr != nil && !missing {
+		return h, fmt.Errorf("health: XINFO STREAM %q: %w", stream, infoErr)
 	}
-	h.Length = info.Val().Length
-	h.LastID = info.Val().LastGeneratedID
-	h.EntriesAdded = info.Val().EntriesAdded
-	if err := dlq.Err(); err != nil {
+	if err := dlq.Err(); err != nil && !missing {
 		return h, fmt.Errorf("health: XLEN %q: %w", cfg.dlqKey, err)
 	}
 	h.DeadLetter.Length = dlq.Val()
-	if err := errors.Join(delayed.Err(), overdue.Err(), first.Err()); err != nil {
+	if err := errors.Join(delayed.Err(), overdue.Err(), first.Err()); err != nil && !missing {
 		return h, fmt.Errorf("health: delay set %q: %w", h.Delayed.Key, err)
 	}
 	h.Delayed.Size, h.Delayed.Overdue = delayed.Val(), overdue.Val()
 	if z := first.Val(); len(z) > 0 && h.Delayed.Overdue > 0 {
 		h.Delayed.OldestOverdueAge = max(h.Time.Sub(time.UnixMilli(int64(z[0].Score))), 0)
 	}
+	if missing {
+		return h, fmt.Errorf("health: %q: %w", stream, midstream.ErrNoStream)
+	}
+	h.Length = info.Val().Length
+	h.LastID = info.Val().LastGeneratedID
+	h.EntriesAdded = info.Val().EntriesAdded
 	raw, err := groups.Result()
 	if err != nil {
 		return h, fmt.Errorf("health: XINFO GROUPS %q: %w", stream, err)

@@ -97,3 +97,79 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", back, h)
 	}
 }
+
+func TestPartitionedRejectsBadArguments(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+		stream string
+		opts   []health.Option
+		want   error
+	}{
+		{"nil client", nil, "s", nil, midstream.ErrInvalidOption},
+		{"empty stream", rdb, "", nil, midstream.ErrInvalidStream},
+		{"nil option", rdb, "s", []health.Option{nil}, midstream.ErrInvalidOption},
+		{"dead-letter key", rdb, "s", []health.Option{health.WithDeadLetterKey("s:dlq")}, midstream.ErrInvalidOption},
+		{"empty group", rdb, "s", []health.Option{health.WithGroups("")}, midstream.ErrInvalidOption},
+		{"negative interval", rdb, "s", []health.Option{health.WithMinInterval(-time.Second)}, midstream.ErrInvalidOption},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := health.SnapshotPartitioned(ctx, tc.client, tc.stream, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("SnapshotPartitioned: %v, want %v", err, tc.want)
+			}
+			if _, err := health.RegisterPartitionedGauges(noop.NewMeterProvider(), tc.client, tc.stream, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("RegisterPartitionedGauges: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// A dead-letter key set and reset is the default again.
+	reg, err := health.RegisterPartitionedGauges(nil, rdb, "s", health.WithDeadLetterKey("x"), health.WithDeadLetterKey(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPartitionedJSONRoundTrip(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	p := health.PartitionedHealth{Stream: "o", Time: at,
+		Partitions: []health.StreamHealth{
+			{Stream: "o:{0}", Length: 2, LastID: "2-0", EntriesAdded: 2, Time: at,
+				DeadLetter: health.DeadLetterHealth{Key: "o:{0}:dlq", Length: 1},
+				Groups:     []health.GroupHealth{{Name: "g", Pending: 1, Lag: 1, LagKnown: true}}},
+			{Stream: "o:{1}", Time: at, DeadLetter: health.DeadLetterHealth{Key: "o:{1}:dlq"}},
+		},
+		Total: health.StreamHealth{Stream: "o", Length: 2, EntriesAdded: 2, Time: at,
+			DeadLetter: health.DeadLetterHealth{Length: 1},
+			Groups:     []health.GroupHealth{{Name: "g", Pending: 1}}},
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const group = `"consumer_count":0,"pending":1,"oldest_pending_id":"","oldest_pending_age_ms":0,` +
+		`"oldest_pending_idle_ms":0,"oldest_pending_deliveries":0,"last_delivered_id":"","entries_read":null,`
+	const want = `{"stream":"o","time":"2024-01-02T03:04:05Z",` +
+		`"total":{"stream":"o","length":2,"last_id":"","entries_added":2,"time":"2024-01-02T03:04:05Z",` +
+		`"dead_letter":{"key":"","length":1},"groups":[{"name":"g",` + group + `"lag":null,"consumers":null}]},` +
+		`"partitions":[{"stream":"o:{0}","length":2,"last_id":"2-0","entries_added":2,"time":"2024-01-02T03:04:05Z",` +
+		`"dead_letter":{"key":"o:{0}:dlq","length":1},"groups":[{"name":"g",` + group + `"lag":1,"consumers":null}]},` +
+		`{"stream":"o:{1}","length":0,"last_id":"","entries_added":0,"time":"2024-01-02T03:04:05Z",` +
+		`"dead_letter":{"key":"o:{1}:dlq","length":0},"groups":[]}]}`
+	if string(b) != want {
+		t.Fatalf("JSON\n got %s\nwant %s", b, want)
+	}
+	var back health.PartitionedHealth
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	back.Partitions[1].Groups = nil // [] in JSON, nil in p
+	if !reflect.DeepEqual(back, p) {
+		t.Fatalf("round trip\n got %+v\nwant %+v", back, p)
+	}
+}

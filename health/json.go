@@ -129,3 +129,32 @@ func (d *DeadLetterHealth) UnmarshalJSON(b []byte) error {
 	*d = DeadLetterHealth(j)
 	return nil
 }
+
+// partitionedJSON is the JSON form of PartitionedHealth.
+type partitionedJSON struct {
+	Stream     string         `json:"stream"`
+	Time       time.Time      `json:"time"`
+	Total      StreamHealth   `json:"total"`
+	Partitions []StreamHealth `json:"partitions"`
+}
+
+// MarshalJSON writes the snapshot in its documented JSON form (see the
+// package documentation, "JSON"): the logical stream's name, the time,
+// the total and the partitions, each in StreamHealth's form.
+func (p PartitionedHealth) MarshalJSON() ([]byte, error) {
+	parts := p.Partitions
+	if parts == nil {
+		parts = []StreamHealth{}
+	}
+	return json.Marshal(partitionedJSON{Stream: p.Stream, Time: p.Time, Total: p.Total, Partitions: parts})
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (p *PartitionedHealth) UnmarshalJSON(b []byte) error {
+	var j partitionedJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*p = PartitionedHealth{Stream: j.Stream, Time: j.Time, Total: j.Total, Partitions: j.Partitions}
+	return nil
+}

@@ -109,14 +109,44 @@
 // use it yet: its script needs nothing newer than Redis 6.2, the module's
 // minimum (CI runs 7.x), and reports which group held back what.
 //
+// # Partitioned streams
+//
+// A partitioned stream (midstream.Partitions) is one logical stream over
+// several partition streams, each with its own consumer groups (of the same
+// names). Retention works per partition: each partition is trimmed as a
+// stream of its own, against its own groups, so a pass never trims what a
+// group has not read or holds pending in that partition, however far
+// behind it is in the others. A Policy's bounds apply per partition
+// (MaxLen 1000 keeps about 1000 entries in each partition; divide a bound on
+// the logical stream by the partition count).
+//
+// TrimPartitioned and PreviewPartitioned run one pass (or its preview) on
+// every partition and return one Result per partition; WithPartitioned has
+// a Trimmer trim every partition, reading the stored layout at the start of
+// each cycle over its streams:
+//
+//	res, err := trim.PreviewPartitioned(ctx, rdb, "orders", policy)
+//	for _, r := range res {
+//		log.Printf("%s: would trim %d, held back %d", r.Stream, r.Trimmed, r.HeldBack)
+//	}
+//
+//	t, err := trim.New(rdb, policy, trim.WithPartitioned("orders"))
+//
+// WithStreams with the partitions' keys does the same for a fixed layout,
+// and WithPattern("orders:*") finds the default partition keys
+// ("orders:{0}", …) but also their dead-letter streams ("orders:{0}:dlq").
+// Trim and Preview on a partition's key work as on any stream; on the
+// logical name they find no stream and do nothing.
+//
 // # Trimmer
 //
-// New takes the policy and options; WithStreams names streams and
-// WithPattern finds them with SCAN ... TYPE stream (on every master of a
-// cluster). Every interval (WithInterval, DefaultInterval) plus a random
-// jitter (WithJitter, by default DefaultJitterFraction of the interval), a
-// tick visits at most WithMaxStreamsPerTick streams (DefaultMaxStreamsPerTick;
-// the next tick goes on where it stopped) and runs up to WithMaxPasses
+// New takes the policy and options; WithStreams names streams,
+// WithPartitioned names partitioned streams, and WithPattern finds streams
+// with SCAN ... TYPE stream (on every master of a cluster). Every interval
+// (WithInterval, DefaultInterval) plus a random jitter (WithJitter, by
+// default DefaultJitterFraction of the interval), a tick visits at most
+// WithMaxStreamsPerTick streams (DefaultMaxStreamsPerTick; the next tick
+// goes on where it stopped) and runs up to WithMaxPasses
 // passes on each (DefaultMaxPasses). WithReport receives every pass's
 // Result (or error); Stats has the totals; WithLogger logs at Debug what
 // passes trim and hold back and at Warn what fails.

@@ -58,17 +58,18 @@ const (
 type Option func(*config)
 
 type config struct {
-	streams    []string
-	pattern    string
-	interval   time.Duration
-	jitter     time.Duration
-	jitterSet  bool
-	maxStreams int
-	maxPasses  int
-	logger     *slog.Logger
-	report     func(Result, error)
-	meter      metric.MeterProvider
-	errs       []error
+	streams     []string
+	partitioned []string
+	pattern     string
+	interval    time.Duration
+	jitter      time.Duration
+	jitterSet   bool
+	maxStreams  int
+	maxPasses   int
+	logger      *slog.Logger
+	report      func(Result, error)
+	meter       metric.MeterProvider
+	errs        []error
 }
 
 func (c *config) fail(format string, args ...any) {
@@ -96,6 +97,30 @@ func WithStreams(names ...string) Option {
 	}
 }
 
+// WithPartitioned adds partitioned streams to trim (see
+// midstream.Partitions), by their logical names: the Trimmer trims every
+// partition as a stream of its own, against that partition's own consumer
+// groups, so no pass ever trims an entry a group has not read or holds
+// pending in that partition (the policy's bounds apply per partition:
+// MaxLen 1000 keeps about 1000 entries in each). It reads the partitions
+// from the layout stored in Redis (midstream.StoredPartitions, one HGETALL
+// per stream) at the start of every cycle over the streams, so a stream
+// whose layout is stored later is picked up then; until then it has no
+// partitions to trim. WithReport and the logs name each partition's key.
+// It may be given several times and combined with WithStreams and
+// WithPattern.
+func WithPartitioned(names ...string) Option {
+	return func(c *config) {
+		for _, n := range names {
+			if err := midstream.CheckStream(n); err != nil {
+				c.errs = append(c.errs, fmt.Errorf("%w: %w", midstream.ErrInvalidOption, err))
+				return
+			}
+		}
+		c.partitioned = append(c.partitioned, names...)
+	}
+}
+
 // WithPattern trims every stream whose key matches the glob pattern, found
 // with SCAN MATCH pattern TYPE stream (on a Redis Cluster, on every master;
 // on a Ring, on every shard). Streams added later are found on the next
@@ -104,7 +129,10 @@ func WithStreams(names ...string) Option {
 // scans lists the masters afresh (ForEachMaster, which reloads the cluster
 // client's view: one CLUSTER SLOTS), so the cycle follows failovers: a
 // master that left is dropped, its replacement scanned. Mind what the pattern
-// catches: "orders*" also matches a dead-letter stream "orders:dlq". The
+// catches: "orders*" also matches a dead-letter stream "orders:dlq", and
+// "orders:*" the partitions of a partitioned stream "orders" with their
+// dead-letter streams ("orders:{0}:dlq"; WithPartitioned names only the
+// partitions). The
 // default (also for "") is no pattern; control characters are refused.
 func WithPattern(pattern string) Option {
 	return func(c *config) {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
 )
 
 func TestRotation(t *testing.T) {
@@ -141,5 +143,57 @@ func TestRotationHealsAfterFailover(t *testing.T) {
 	got, _, err = r.next(ctx, 10)
 	if err != nil || len(got) == 0 {
 		t.Fatalf("after the view is current: %v %v", got, err)
+	}
+}
+
+func TestRotationPartitioned(t *testing.T) {
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+
+	r := rotation{client: c, names: []string{"x"}, partitioned: []string{"orders", "later"}}
+	// No layout stored yet: only the named stream.
+	if got, end, err := r.next(ctx, 10); err != nil || !end || !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("before any layout: %v %v %v", got, end, err)
+	}
+	orders, err := midstream.EnsurePartitions(ctx, c, "orders", midstream.Partitions{Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next cycle reads the layout: the named stream, then the partitions.
+	want := append([]string{"x"}, orders...)
+	var got []string
+	for tick := 0; ; tick++ {
+		part, end, err := r.next(ctx, 2)
+		if err != nil || len(part) > 2 {
+			t.Fatalf("tick %d: %v %v", tick, part, err)
+		}
+		got = append(got, part...)
+		if end {
+			break
+		}
+		if tick == 10 {
+			t.Fatal("the cycle never ends")
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("cycle: %v, want %v", got, want)
+	}
+	later, err := midstream.EnsurePartitions(ctx, c, "later", midstream.Partitions{Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, end, err := r.next(ctx, 10); err != nil || !end || !slices.Equal(got, append(want, later...)) {
+		t.Fatalf("after a second layout: %v %v %v", got, end, err)
+	}
+	// A bad layout is an error of that cycle, retried by the next.
+	c.HSet(ctx, midstream.PartitionLayoutKey("orders"), "count", "x")
+	if _, _, err := r.next(ctx, 10); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("bad layout: %v", err)
+	}
+	c.HSet(ctx, midstream.PartitionLayoutKey("orders"), "count", "3")
+	if got, end, err := r.next(ctx, 10); err != nil || !end || len(got) != 6 {
+		t.Fatalf("layout repaired: %v %v %v", got, end, err)
 	}
 }

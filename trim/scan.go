@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/midstream-go/midstream"
 )
 
 // scanner is a client, or one node of a cluster or ring, that can SCAN.
@@ -32,13 +34,16 @@ type node struct {
 // (whose clients a cluster client closes) are never scanned again, and
 // their replacements are scanned from the start.
 type rotation struct {
-	client  redis.UniversalClient
-	names   []string
-	pattern string
-	list    func(context.Context, redis.UniversalClient) ([]node, error) // nil: masters
+	client      redis.UniversalClient
+	names       []string
+	partitioned []string // logical streams whose partitions are visited
+	pattern     string
+	list        func(context.Context, redis.UniversalClient) ([]node, error) // nil: masters
 
 	retry  []string        // handed out but not visited: first next time
-	pos    int             // next name to hand out
+	cycle  []string        // names, then the partitions of partitioned, for this cycle
+	listed bool            // cycle is set
+	pos    int             // next name of cycle to hand out
 	done   map[string]bool // addresses of the nodes this cycle scanned to the end
 	node   string          // address of the node being scanned, "" before it is picked
 	cursor uint64          // its SCAN cursor
@@ -62,13 +67,19 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		add(r.retry[0])
 		r.retry = r.retry[1:]
 	}
-	for len(streams) < n && r.pos < len(r.names) {
-		add(r.names[r.pos])
+	if !r.listed {
+		if r.cycle, err = r.resolve(ctx); err != nil {
+			return streams, false, err
+		}
+		r.listed = true
+	}
+	for len(streams) < n && r.pos < len(r.cycle) {
+		add(r.cycle[r.pos])
 		r.pos++
 	}
 	if r.pattern == "" {
-		if r.pos == len(r.names) {
-			r.pos = 0
+		if r.pos == len(r.cycle) {
+			r.pos, r.listed = 0, false
 			return streams, true, nil
 		}
 		return streams, false, nil
@@ -93,7 +104,7 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		}
 		cur, ok := r.pick(nodes)
 		if !ok { // every node scanned: the cycle ends
-			r.pos, r.done, r.node, r.cursor, r.found = 0, nil, "", 0, nil
+			r.pos, r.listed, r.done, r.node, r.cursor, r.found = 0, false, nil, "", 0, nil
 			return streams, true, nil
 		}
 		if calls == maxScanCalls || ctx.Err() != nil {
@@ -116,6 +127,24 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		}
 	}
 	return streams, false, nil
+}
+
+// resolve returns the names a cycle hands out: the named streams, then the
+// partitions of each partitioned stream, read from its stored layout (one
+// HGETALL each); a stream without a stored layout has none yet.
+func (r *rotation) resolve(ctx context.Context) ([]string, error) {
+	if len(r.partitioned) == 0 {
+		return r.names, nil
+	}
+	out := slices.Clone(r.names)
+	for _, s := range r.partitioned {
+		keys, err := midstream.StoredPartitions(ctx, r.client, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
 }
 
 // pick returns the node to scan: the one under way if it is still listed,

@@ -2,6 +2,7 @@ package trim_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/trim"
 )
 
@@ -205,5 +207,42 @@ func TestPreviewTrimsNothing(t *testing.T) {
 	}
 	if _, err := trim.Preview(ctx, c, "s", trim.Policy{}); err == nil {
 		t.Fatal("empty policy accepted")
+	}
+}
+
+func TestTrimPartitionedArguments(t *testing.T) {
+	c, _ := newClient(t)
+	ctx := context.Background()
+	add(t, c, "plain", "1-0")
+	for name, f := range map[string]func(context.Context, redis.UniversalClient, string, trim.Policy) ([]trim.Result, error){
+		"TrimPartitioned": trim.TrimPartitioned, "PreviewPartitioned": trim.PreviewPartitioned,
+	} {
+		if _, err := f(ctx, nil, "s", trim.Policy{MaxLen: 1}); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("%s nil client: %v", name, err)
+		}
+		if _, err := f(ctx, c, "", trim.Policy{MaxLen: 1}); !errors.Is(err, midstream.ErrInvalidStream) {
+			t.Errorf("%s empty stream: %v", name, err)
+		}
+		if _, err := f(ctx, c, "s", trim.Policy{}); !errors.Is(err, midstream.ErrInvalidOption) {
+			t.Errorf("%s no bound: %v", name, err)
+		}
+		// A plain stream: no layout.
+		if res, err := f(ctx, c, "plain", trim.Policy{MaxLen: 1}); !errors.Is(err, midstream.ErrNoStream) || res != nil {
+			t.Errorf("%s plain stream: %v %v", name, res, err)
+		}
+	}
+	// A partition not created yet is left alone, like a missing stream.
+	parts, err := midstream.EnsurePartitions(ctx, c, "o", midstream.Partitions{Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, c, parts[0], seq(1, 5)...)
+	res, err := trim.TrimPartitioned(ctx, c, "o", trim.Policy{MaxLen: 2})
+	if err != nil || len(res) != 2 || res[0].Stream != parts[0] || res[0].Trimmed != 3 || res[0].Len != 2 ||
+		res[1].Stream != parts[1] || res[1].Trimmed != 0 || res[1].Len != 0 {
+		t.Fatalf("TrimPartitioned: %+v %v", res, err)
+	}
+	if got := left(t, c, parts[0]); !slices.Equal(got, seq(4, 5)) {
+		t.Fatalf("partition 0 keeps %v", got)
 	}
 }

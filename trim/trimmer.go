@@ -32,7 +32,8 @@ type Trimmer struct {
 	count  *telemetry.Trimmed
 
 	// Config errors in a row (Run's goroutine only): of each stream's
-	// passes, and of finding streams by pattern.
+	// passes, and of finding streams (by pattern, or the partitions of
+	// partitioned streams).
 	streaks    map[string]*rediserr.Streak
 	scanStreak rediserr.Streak
 
@@ -53,8 +54,9 @@ type Stats struct {
 	Errors   int64 // passes and SCAN calls that failed
 }
 
-// New returns a Trimmer applying p to the streams named by WithStreams and
-// those matching WithPattern (at least one of them is required). The caller
+// New returns a Trimmer applying p to the streams named by WithStreams, the
+// partitions of the streams named by WithPartitioned and the streams
+// matching WithPattern (at least one of them is required). The caller
 // keeps ownership of client: the Trimmer never closes it. A bad policy or
 // option fails here with an error wrapping midstream.ErrInvalidOption.
 // Nothing is sent to Redis.
@@ -79,8 +81,8 @@ func New(client redis.UniversalClient, p Policy, opts ...Option) (*Trimmer, erro
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
-	if len(cfg.streams) == 0 && cfg.pattern == "" {
-		return nil, fmt.Errorf("%w: no streams: use WithStreams or WithPattern", midstream.ErrInvalidOption)
+	if len(cfg.streams) == 0 && len(cfg.partitioned) == 0 && cfg.pattern == "" {
+		return nil, fmt.Errorf("%w: no streams: use WithStreams, WithPartitioned or WithPattern", midstream.ErrInvalidOption)
 	}
 	if !cfg.jitterSet {
 		cfg.jitter = time.Duration(float64(cfg.interval) * DefaultJitterFraction)
@@ -93,7 +95,7 @@ func New(client redis.UniversalClient, p Policy, opts ...Option) (*Trimmer, erro
 		policy: p,
 		cfg:    cfg,
 		log:    cfg.logger,
-		rot:    rotation{client: client, names: cfg.streams, pattern: cfg.pattern},
+		rot:    rotation{client: client, names: cfg.streams, partitioned: cfg.partitioned, pattern: cfg.pattern},
 		count:  telemetry.NewTrimmed(cfg.meter),
 	}, nil
 }
@@ -179,11 +181,11 @@ func (t *Trimmer) tick(ctx context.Context) (failed bool, fatal error) {
 		class := rediserr.Classify(err)
 		t.failed.Add(1)
 		if t.scanStreak.Observe(err) {
-			return true, rediserr.Fatal("trimmer", fmt.Errorf("finding streams %q: %w", t.cfg.pattern, err))
+			return true, rediserr.Fatal("trimmer", fmt.Errorf("%s: %w", t.finding(), err))
 		}
 		t.log.Warn("trim: finding streams failed", "pattern", t.cfg.pattern, "error", err, "class", class)
 		if t.cfg.report != nil {
-			t.cfg.report(Result{}, fmt.Errorf("trim: finding streams %q: %w", t.cfg.pattern, err))
+			t.cfg.report(Result{}, fmt.Errorf("trim: %s: %w", t.finding(), err))
 		}
 		if class == rediserr.Topology {
 			rediserr.Refresh(ctx, t.client) // the next tick lists the nodes afresh
@@ -225,6 +227,14 @@ func (t *Trimmer) tick(ctx context.Context) (failed bool, fatal error) {
 		return true, nil
 	}
 	return failed, nil
+}
+
+// finding describes how the Trimmer finds streams, for errors.
+func (t *Trimmer) finding() string {
+	if t.cfg.pattern == "" {
+		return "finding streams (partition layouts)"
+	}
+	return fmt.Sprintf("finding streams %q", t.cfg.pattern)
 }
 
 // visit runs up to the configured number of passes on stream, while they

@@ -37,6 +37,8 @@ func TestNewOptions(t *testing.T) {
 		{"no streams", ok, nil, midstream.ErrInvalidOption},
 		{"bad policy", trim.Policy{}, []trim.Option{trim.WithStreams("a")}, midstream.ErrInvalidOption},
 		{"empty stream name", ok, []trim.Option{trim.WithStreams("")}, midstream.ErrInvalidStream},
+		{"partitioned streams", ok, []trim.Option{trim.WithPartitioned("orders", "events")}, nil},
+		{"empty partitioned stream name", ok, []trim.Option{trim.WithPartitioned("")}, midstream.ErrInvalidStream},
 		{"empty pattern is no pattern", ok, []trim.Option{trim.WithPattern("")}, midstream.ErrInvalidOption},
 		{"newline in pattern", ok, []trim.Option{trim.WithPattern("orders:*\n")}, midstream.ErrInvalidOption},
 		{"zeros are the defaults", ok, []trim.Option{trim.WithStreams("a"), trim.WithPattern(""), trim.WithInterval(0),

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/midstream-go/midstream"
@@ -45,11 +46,76 @@ func (a *app) queue(ctx context.Context, stream string, f *dlqFlags) (*deadlette
 	if err != nil {
 		return nil, err
 	}
+	if f.key == "" {
+		if err := notPartitioned(ctx, c, stream, dlqWhat); err != nil {
+			return nil, err
+		}
+	}
 	q, err := deadletter.New(c, stream, deadletter.WithKey(f.key))
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return q, nil
+}
+
+// dlqWhat is what notPartitioned says each partition of a stream has for
+// the dlq commands.
+const dlqWhat = "dead-letter stream"
+
+// maxListedPartitions bounds the partitions notPartitioned names.
+const maxListedPartitions = 10
+
+// notPartitioned fails, as a usage error, when stream is a partitioned
+// stream, whose partitions each have their own what: it names the first
+// partitions to run the command on instead or, for dlqWhat, those holding
+// dead letters (up to maxListedPartitions).
+func notPartitioned(ctx context.Context, c redis.UniversalClient, stream, what string) error {
+	parts, err := ops.StoredPartitions(ctx, c, stream)
+	if err != nil || parts == nil {
+		return err
+	}
+	var total int64
+	var withDead []string
+	for _, p := range parts {
+		total += p.DeadLetters
+		if p.DeadLetters > 0 && len(withDead) < maxListedPartitions {
+			withDead = append(withDead, fmt.Sprintf("%s (%d)", p.Stream, p.DeadLetters))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q is a partitioned stream: each of its %d partitions has its own %s; run the command on a partition", stream, len(parts), what)
+	if len(withDead) > 0 && what == dlqWhat {
+		fmt.Fprintf(&b, ". Dead letters: %d, in %s", total, strings.Join(withDead, ", "))
+		if n := countDead(parts); n > len(withDead) {
+			fmt.Fprintf(&b, " and %d more partitions", n-len(withDead))
+		}
+		return usageError{errors.New(b.String())}
+	}
+	b.WriteString(", e.g. ")
+	for i, p := range parts[:min(3, len(parts))] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Stream)
+	}
+	if len(parts) > 3 {
+		b.WriteString(", …")
+	}
+	if what == dlqWhat {
+		b.WriteString(" (no dead letters in any)")
+	}
+	return usageError{errors.New(b.String())}
+}
+
+// countDead counts the partitions with dead letters.
+func countDead(parts []ops.Partition) int {
+	n := 0
+	for _, p := range parts {
+		if p.DeadLetters > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // dlqListOutput is the JSON of `midstream dlq list`.
@@ -79,7 +145,10 @@ func (a *app) dlqCommand() *cobra.Command {
 		Use:   "dlq",
 		Short: "List, show, redrive, delete and purge dead letters",
 		Long: `Work with a stream's dead-letter stream (STREAM:dlq with STREAM's hash tag, as
-deadletter.Key; --dlq for another). redrive, delete and purge change data: they
+deadletter.Key; --dlq for another). A partitioned stream has no dead-letter
+stream of its own: each of its partitions has one, and STREAM must name a
+partition (the command says which ones hold dead letters; "midstream stream
+NAME" lists them all). redrive, delete and purge change data: they
 ask for confirmation on a terminal, need --yes otherwise, and with --dry-run
 print what they would do and change nothing. redrive and delete act on the
 entries they selected before asking, never on entries that arrived since.`,

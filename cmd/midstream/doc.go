@@ -15,8 +15,8 @@
 //
 // # Commands
 //
-//	streams [PATTERN]          streams matching a glob: length, groups, lag, pending, oldest pending, dead letters
-//	stream NAME                groups, consumers, trim preview (--max-len, --max-age)
+//	streams [PATTERN]          streams matching a glob: length, groups, lag, pending, oldest pending, dead letters, partitions
+//	stream NAME                groups, consumers, trim preview (--max-len, --max-age); a partitioned stream's partitions
 //	pending STREAM GROUP       a group's pending entries, a page at a time (--after, --consumer, --min-idle)
 //	entry STREAM ID            one entry
 //	dlq list STREAM            dead letters (--group, --reason, --older-than, --newer-than)
@@ -27,6 +27,19 @@
 //	tail STREAM                entries as they arrive, gap-free (--from now|beginning|ID, --filter name=value)
 //	top [PATTERN]              a refreshing view of rates, lag, pending and dead letters
 //	dashboard                  the web dashboard and /metrics (--listen, --pattern, --write, --token)
+//
+// # Partitioned streams
+//
+// A partitioned stream (midstream.Partitions: one logical stream over several
+// partition streams, its layout stored in Redis) is recognised by its
+// logical name. streams lists it with the totals of its partitions
+// (partitions: their number) and marks each partition it lists (partition_of).
+// stream NAME shows the totals (groups and consumers merged by name), then
+// each partition with its dead-letter stream and its own trim preview (each
+// partition is trimmed against its own groups). A partitioned stream has no
+// dead-letter stream or pending entries of its own: dlq and pending on its
+// name fail with exit status 2 and name the partitions to use instead (for
+// dlq, those holding dead letters, and how many); run them on a partition.
 //
 // redrive, delete and purge ask for confirmation on a terminal and need
 // --yes otherwise; with --dry-run they print what they would do and change
@@ -42,7 +55,8 @@
 // null. tail and top print one object per line; the others one object.
 //
 //	streams       {"streams": [StreamSummary], "truncated": bool}
-//	stream        {"health": StreamHealth, "trim": TrimView}
+//	stream        {"health": StreamHealth, "trim": TrimView}; for a partitioned stream, the totals
+//	              (last_id, dead_letter.key and the cutoffs "") with "partitions": [{"health", "trim"}]
 //	pending       {"stream", "group", "entries": [{"id", "consumer", "idle_ms", "deliveries", "fields"?, "deleted"?}], "next"}
 //	entry, tail   {"stream", "id", "time", "fields": {name: value}}
 //	dlq list      {"key", "entries": [DeadLetter], "next"}
@@ -53,10 +67,13 @@
 //
 //	StreamSummary {"stream", "length", "last_id", "entries_added", "entries_read", "groups",
 //	               "lag" (largest known group lag, or null), "pending" (all groups),
-//	               "oldest_pending_age_ms", "dead_letter_key", "dead_letters"}
+//	               "oldest_pending_age_ms", "dead_letter_key", "dead_letters",
+//	               "partitions" (a partitioned stream's count, else 0),
+//	               "partition_of" (a partition's partitioned stream, else "")}
 //	StreamHealth  the health package's JSON form (see its documentation)
 //	TrimView      {"policy", "removable", "cutoff", "policy_cutoff", "held_back",
-//	               "held_back_by": [{"group", "until", "reason"}], "length_after", "more"}
+//	               "held_back_by": [{"stream"?, "group", "until", "reason"}], "length_after", "more"}
+//	               (stream: the partition, in a partitioned stream's totals)
 //	DeadLetter    {"id", "dead_lettered_at", "source", "group", "consumer", "original_id",
 //	               "deliveries", "reason", "fields": {name: value}}
 //

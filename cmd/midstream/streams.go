@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/midstream-go/midstream"
 	"github.com/midstream-go/midstream/health"
 	"github.com/midstream-go/midstream/internal/ops"
 	"github.com/midstream-go/midstream/trim"
@@ -32,7 +33,13 @@ func (a *app) streamsCommand() *cobra.Command {
 on every master of a cluster: one line each with the length, the number of
 groups, the largest lag of a group, the pending entries of all groups, the age
 of the oldest pending entry and the dead-letter stream's depth. Dead-letter
-streams (keys ending in :dlq) are left out unless --with-dlq.`,
+streams (keys ending in :dlq) are left out unless --with-dlq.
+
+A partitioned stream whose name matches (one logical stream over several
+partition streams, found by its stored layout) gets a line of its own with
+the totals of its partitions, and PARTITIONS says how many it has; each
+partition the pattern matches is listed too, PARTITIONS naming the stream it
+belongs to.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := "*"
@@ -55,9 +62,9 @@ streams (keys ending in :dlq) are left out unless --with-dlq.`,
 			}
 			_ = ops.SortSummaries(sums, sort)
 			return a.emit(streamsOutput{Streams: sums, Truncated: truncated}, func(w io.Writer) {
-				row(w, "STREAM", "LENGTH", "GROUPS", "LAG", "PENDING", "OLDEST PENDING", "DLQ")
+				row(w, "STREAM", "LENGTH", "GROUPS", "LAG", "PENDING", "OLDEST PENDING", "DLQ", "PARTITIONS")
 				for _, s := range sums {
-					row(w, s.Stream, s.Length, s.Groups, lag(s), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters)
+					row(w, s.Stream, s.Length, s.Groups, lag(s), s.Pending, ms(s.OldestPendingAgeMs), s.DeadLetters, partitions(s))
 				}
 				if truncated {
 					fmt.Fprintf(w, "(more than %d streams match; narrow the pattern or raise --limit)\n", limit)
@@ -84,14 +91,35 @@ consumers (pending, idle, inactive), its dead-letter depth, and a trim preview:
 what a safe trim would remove now and which groups hold entries back. The
 preview uses --max-len and --max-age when given (as trim.Policy would);
 without them it shows what every group is done with. Nothing is trimmed; the
-preview reads at most 10,000 entries.`,
+preview reads at most 10,000 entries.
+
+For a partitioned stream (NAME is the logical name, with a stored layout) it
+shows the totals of its partitions (groups merged by name, consumers by
+name), then one line per partition with its own figures, its dead-letter
+stream and its trim preview: each partition is trimmed against its own
+groups. Inspect one partition with "stream PARTITION".`,
 		Args: args(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connectFor(cmd.Context(), args[0])
+			ctx := cmd.Context()
+			c, err := a.connectFor(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			d, err := ops.StreamInfo(cmd.Context(), c, args[0], policy, health.WithDeadLetterKey(dlqKey))
+			parts, err := midstream.StoredPartitions(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			if parts != nil {
+				if dlqKey != "" {
+					return usageError{fmt.Errorf("--dlq with the partitioned stream %q: each partition has its own dead-letter stream", args[0])}
+				}
+				d, err := ops.PartitionedStreamInfo(ctx, c, args[0], policy)
+				if err != nil {
+					return err
+				}
+				return a.emit(d, func(w io.Writer) { partitionedTable(w, d) })
+			}
+			d, err := ops.StreamInfo(ctx, c, args[0], policy, health.WithDeadLetterKey(dlqKey))
 			if err != nil {
 				return err
 			}
@@ -104,13 +132,70 @@ preview reads at most 10,000 entries.`,
 	return cmd
 }
 
-func streamTable(w io.Writer, d ops.StreamDetail) {
+// partitions formats a summary's PARTITIONS cell.
+func partitions(s ops.StreamSummary) string {
+	switch {
+	case s.Partitions > 0:
+		return fmt.Sprint(s.Partitions)
+	case s.PartitionOf != "":
+		return "of " + s.PartitionOf
+	}
+	return "-"
+}
+
+// partitionedTable prints a partitioned stream's totals, then its
+// partitions.
+func partitionedTable(w io.Writer, d ops.StreamDetail) {
 	h := d.Health
-	row(w, "stream:", h.Stream)
+	row(w, "stream:", fmt.Sprintf("%s (partitioned, %d partitions)", h.Stream, len(d.Partitions)))
 	row(w, "length:", h.Length)
-	row(w, "last id:", h.LastID)
-	row(w, "dead letters:", fmt.Sprintf("%d (%s)", h.DeadLetter.Length, h.DeadLetter.Key))
+	row(w, "dead letters:", fmt.Sprintf("%d (in the partitions' dead-letter streams)", h.DeadLetter.Length))
 	fmt.Fprintln(w)
+	row(w, "PARTITION", "LENGTH", "LAST ID", "PENDING", "LAG", "DLQ", "DLQ KEY", "REMOVABLE", "HELD BACK")
+	for _, p := range d.Partitions {
+		var pending, lag int64
+		lagKnown := true
+		for _, g := range p.Health.Groups {
+			pending += g.Pending
+			lag = max(lag, g.Lag)
+			lagKnown = lagKnown && g.LagKnown
+		}
+		l := "-"
+		switch {
+		case len(p.Health.Groups) == 0:
+		case lagKnown:
+			l = fmt.Sprint(lag)
+		default:
+			l = "?"
+		}
+		removable := fmt.Sprint(p.Trim.Removable)
+		if p.Trim.More {
+			removable += "+"
+		}
+		row(w, p.Health.Stream, p.Health.Length, p.Health.LastID, pending, l, p.Health.DeadLetter.Length,
+			p.Health.DeadLetter.Key, removable, p.Trim.HeldBack)
+	}
+	fmt.Fprintln(w)
+	groupTables(w, h)
+	fmt.Fprintln(w)
+	t := d.Trim
+	row(w, "trim preview:", t.Policy+" (per partition)")
+	removable := fmt.Sprint(t.Removable)
+	if t.More {
+		removable += "+ (a preview stops at its limit)"
+	}
+	row(w, "removable now:", removable)
+	row(w, "length after:", t.LengthAfter)
+	if t.HeldBack > 0 {
+		row(w, "held back:", fmt.Sprintf("%d entries", t.HeldBack))
+	}
+	for _, hb := range t.HeldBackBy {
+		row(w, "  by group:", fmt.Sprintf("%s needs %s in %s (%s)", hb.Group, hb.Until, hb.Stream, hb.Reason))
+	}
+}
+
+// groupTables prints a snapshot's groups, then their consumers.
+func groupTables(w io.Writer, h health.StreamHealth) {
 	row(w, "GROUP", "CONSUMERS", "PENDING", "OLDEST PENDING", "IDLE", "DELIVERIES", "LAST DELIVERED", "LAG")
 	for _, g := range h.Groups {
 		lag := "?"
@@ -131,6 +216,16 @@ func streamTable(w io.Writer, d ops.StreamDetail) {
 			row(w, g.Name, c.Name, c.Pending, dur(c.Idle), inactive)
 		}
 	}
+}
+
+func streamTable(w io.Writer, d ops.StreamDetail) {
+	h := d.Health
+	row(w, "stream:", h.Stream)
+	row(w, "length:", h.Length)
+	row(w, "last id:", h.LastID)
+	row(w, "dead letters:", fmt.Sprintf("%d (%s)", h.DeadLetter.Length, h.DeadLetter.Key))
+	fmt.Fprintln(w)
+	groupTables(w, h)
 	fmt.Fprintln(w)
 	t := d.Trim
 	row(w, "trim preview:", t.Policy)
@@ -164,6 +259,9 @@ Pass the printed next cursor as --after for the next page.`,
 			}
 			c, err := a.connectFor(cmd.Context(), args[0])
 			if err != nil {
+				return err
+			}
+			if err := notPartitioned(cmd.Context(), c, args[0], "pending entries in each group"); err != nil {
 				return err
 			}
 			p, err := ops.Pending(cmd.Context(), c, args[0], args[1], q)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/deadletter"
 	"github.com/midstream-go/midstream/health"
 	"github.com/midstream-go/midstream/internal/ops"
 )
@@ -156,5 +157,32 @@ func TestTailFromAnIDThenLive(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || !slices.Equal(got, []string{"2-0", "3-0", "4-0", "5-0", "6-0"}) {
 		t.Fatalf("tail: %v %v", got, err)
+	}
+}
+
+func TestFindPartitioned(t *testing.T) {
+	c := newClient(t)
+	ctx := context.Background()
+	for _, s := range []string{"orders", "order-lines", "other"} {
+		if _, err := midstream.EnsurePartitions(ctx, c, s, midstream.Partitions{Count: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Set(ctx, midstream.PartitionLayoutKey("a-string"), "v", 0) // not a hash: not a layout
+	got, truncated, err := ops.FindPartitioned(ctx, c, "order*", 100)
+	if err != nil || truncated || !slices.Equal(got, []string{"order-lines", "orders"}) {
+		t.Fatalf("order*: %v %t %v", got, truncated, err)
+	}
+	got, truncated, _ = ops.FindPartitioned(ctx, c, "", 2)
+	if !truncated || !slices.Equal(got, []string{"order-lines", "orders"}) {
+		t.Fatalf("limit 2: %v %t", got, truncated)
+	}
+	parts, err := ops.StoredPartitions(ctx, c, "orders")
+	if err != nil || len(parts) != 2 || parts[1].Stream != midstream.DefaultPartitionKey("orders", 1, 2) ||
+		parts[1].DeadLetterKey != deadletter.Key(parts[1].Stream) || parts[1].DeadLetters != 0 {
+		t.Fatalf("partitions of orders: %+v %v", parts, err)
+	}
+	if parts, err := ops.StoredPartitions(ctx, c, "plain"); parts != nil || err != nil {
+		t.Fatalf("partitions of a plain stream: %+v %v", parts, err)
 	}
 }

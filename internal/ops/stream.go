@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,6 +14,10 @@ import (
 type StreamDetail struct {
 	Health health.StreamHealth `json:"health"`
 	Trim   TrimView            `json:"trim"`
+	// Partitions are, for a partitioned stream (PartitionedStreamInfo),
+	// the details of its partitions, in order; Health and Trim are then
+	// their totals. Absent for a stream.
+	Partitions []StreamDetail `json:"partitions,omitempty"`
 }
 
 // TrimView is a trim.Preview: what a safe pass of the policy would remove
@@ -50,7 +53,10 @@ const PreviewLimit = 10_000
 
 // HeldBack is a group holding entries back from a trim.
 type HeldBack struct {
-	Group string `json:"group"`
+	// Stream is, in the total of a partitioned stream's previews, the
+	// partition the group holds entries back in; absent otherwise.
+	Stream string `json:"stream,omitempty"`
+	Group  string `json:"group"`
 	// Until is the oldest entry the group needs.
 	Until string `json:"until"`
 	// Reason is "pending" or "undelivered".
@@ -66,24 +72,12 @@ func StreamInfo(ctx context.Context, client redis.UniversalClient, stream string
 	if err != nil {
 		return StreamDetail{}, err
 	}
-	label := describePolicy(policy)
-	if policy.MaxLen == 0 && policy.MaxAge == 0 {
-		policy = trim.Policy{MaxAge: time.Millisecond}
-		label = "acknowledged"
-	}
-	if policy.Limit == 0 {
-		policy.Limit = PreviewLimit
-	}
+	label, policy := previewPolicy(policy)
 	res, err := trim.Preview(ctx, client, stream, policy)
 	if err != nil {
 		return StreamDetail{}, err
 	}
-	v := TrimView{Policy: label, Removable: res.Trimmed, Cutoff: res.Cutoff, PolicyCutoff: res.PolicyCutoff,
-		HeldBack: res.HeldBack, HeldBackBy: []HeldBack{}, LengthAfter: res.Len, More: res.More}
-	for _, hb := range res.HeldBackBy {
-		v.HeldBackBy = append(v.HeldBackBy, HeldBack{Group: hb.Group, Until: hb.Until, Reason: string(hb.Reason)})
-	}
-	return StreamDetail{Health: h, Trim: v}, nil
+	return StreamDetail{Health: h, Trim: trimView(label, res)}, nil
 }
 
 func describePolicy(p trim.Policy) string {

@@ -26,11 +26,20 @@ const scanCount = 1000
 // limit of them (1..MaxStreams); truncated reports that more matched. Keys
 // ending in deadletter.KeySuffix are left out unless withDLQ.
 func FindStreams(ctx context.Context, client redis.UniversalClient, pattern string, limit int, withDLQ bool) (streams []string, truncated bool, err error) {
-	if limit < 1 || limit > MaxStreams {
-		return nil, false, fmt.Errorf("%w: limit %d is not in [1, %d]", midstream.ErrInvalidOption, limit, MaxStreams)
-	}
 	if pattern == "" {
 		pattern = "*"
+	}
+	return findKeys(ctx, client, pattern, "stream", limit, func(k string) bool {
+		return withDLQ || !strings.HasSuffix(k, deadletter.KeySuffix)
+	})
+}
+
+// findKeys returns the keys of type keyType matching the glob pattern that
+// keep accepts, on every master of a cluster, sorted, at most limit of them
+// (1..MaxStreams); truncated reports that more matched.
+func findKeys(ctx context.Context, client redis.UniversalClient, pattern, keyType string, limit int, keep func(string) bool) (found []string, truncated bool, err error) {
+	if limit < 1 || limit > MaxStreams {
+		return nil, false, fmt.Errorf("%w: limit %d is not in [1, %d]", midstream.ErrInvalidOption, limit, MaxStreams)
 	}
 	var (
 		mu   sync.Mutex
@@ -39,13 +48,13 @@ func FindStreams(ctx context.Context, client redis.UniversalClient, pattern stri
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
 		var cursor uint64
 		for {
-			keys, next, err := c.ScanType(ctx, cursor, pattern, scanCount, "stream").Result()
+			keys, next, err := c.ScanType(ctx, cursor, pattern, scanCount, keyType).Result()
 			if err != nil {
 				return fmt.Errorf("SCAN: %w", err)
 			}
 			mu.Lock()
 			for _, k := range keys {
-				if withDLQ || !strings.HasSuffix(k, deadletter.KeySuffix) {
+				if keep(k) {
 					seen[k] = true
 				}
 			}
@@ -67,13 +76,13 @@ func FindStreams(ctx context.Context, client redis.UniversalClient, pattern stri
 		return nil, false, err
 	}
 	for k := range seen {
-		streams = append(streams, k)
+		found = append(found, k)
 	}
-	slices.Sort(streams)
-	if len(streams) > limit {
-		return streams[:limit], true, nil
+	slices.Sort(found)
+	if len(found) > limit {
+		return found[:limit], true, nil
 	}
-	return streams, false, nil
+	return found, false, nil
 }
 
 // StreamSummary is one line of a stream listing: the stream's health
@@ -96,6 +105,14 @@ type StreamSummary struct {
 	OldestPendingAgeMs int64  `json:"oldest_pending_age_ms"`
 	DeadLetterKey      string `json:"dead_letter_key"`
 	DeadLetters        int64  `json:"dead_letters"`
+	// Partitions is, for a partitioned stream (midstream.Partitions), the
+	// number of its partitions, and the other fields are the totals of
+	// the partitions (health.PartitionedHealth.Total: LastID and
+	// DeadLetterKey ""); 0 for a stream.
+	Partitions int `json:"partitions"`
+	// PartitionOf is, for a partition of a partitioned stream listed by
+	// Overview, the partitioned stream's name; "" otherwise.
+	PartitionOf string `json:"partition_of"`
 }
 
 // Summarize folds a snapshot into one line.
@@ -166,10 +183,18 @@ func Snapshots(ctx context.Context, client redis.UniversalClient, streams []stri
 	return res, nil
 }
 
-// Overview finds the streams matching pattern (FindStreams) and summarizes
-// each; truncated reports that more than limit matched.
+// Overview finds the streams matching pattern (FindStreams) and the
+// partitioned streams whose names match it (FindPartitioned), and
+// summarizes each: a partitioned stream by its partitions' totals, its
+// partitions (when pattern matches them) each as a stream, with
+// PartitionOf set. truncated reports that more than limit streams, or
+// more than limit partitioned streams, matched.
 func Overview(ctx context.Context, client redis.UniversalClient, pattern string, limit int, withDLQ bool) (sums []StreamSummary, truncated bool, err error) {
 	streams, truncated, err := FindStreams(ctx, client, pattern, limit, withDLQ)
+	if err != nil {
+		return nil, false, err
+	}
+	logical, more, err := FindPartitioned(ctx, client, pattern, limit)
 	if err != nil {
 		return nil, false, err
 	}
@@ -177,12 +202,24 @@ func Overview(ctx context.Context, client redis.UniversalClient, pattern string,
 	if err != nil {
 		return nil, false, err
 	}
-	sums = make([]StreamSummary, len(hs))
-	for i, h := range hs {
-		sums[i] = Summarize(h)
+	partOf := map[string]string{}
+	totals, err := partitionedSummaries(ctx, client, logical, partOf)
+	if err != nil {
+		return nil, false, err
 	}
-	return sums, truncated, nil
+	sums = make([]StreamSummary, 0, len(hs)+len(totals))
+	for _, h := range hs {
+		s := Summarize(h)
+		s.PartitionOf = partOf[h.Stream]
+		sums = append(sums, s)
+	}
+	sums = append(sums, totals...)
+	slices.SortStableFunc(sums, func(a, b StreamSummary) int { return strings.Compare(a.Stream, b.Stream) })
+	return sums, truncated || more, nil
 }
+
+// isNoStream reports an error wrapping midstream.ErrNoStream.
+func isNoStream(err error) bool { return errors.Is(err, midstream.ErrNoStream) }
 
 // SortKeys are the orders SortSummaries knows.
 var SortKeys = []string{"name", "length", "lag", "pending", "age", "dlq"}
