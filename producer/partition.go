@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
-	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // errPartitionKey is the error of PartitionKey on a producer without
@@ -310,15 +309,17 @@ func (pp *partitioned[T]) cancel(ctx context.Context, scheduleID string) (bool, 
 // checkPlain makes sure, before the first publish of a producer without
 // partitions, that its stream is not the logical name of a partitioned one
 // (midstream.CheckUnpartitioned): entries written there would reach no
-// consumer of the partitions. A user not allowed to read the layout key is
-// not held back; another failure is checked again at the next call.
+// consumer of the partitions. The check is best effort and made once: a
+// failure to read the layout key (a user not allowed to, or the node that
+// holds it down, which must not hold up publishes to other nodes) lets the
+// producer go on.
 func (p *Producer[T]) checkPlain(ctx context.Context) error {
 	err := midstream.CheckUnpartitioned(ctx, p.client, p.stream)
-	switch {
-	case err == nil || rediserr.Classify(err) == rediserr.Config:
-		p.plain.Store(true)
-	case errors.Is(err, midstream.ErrPartitionLayout):
+	if errors.Is(err, midstream.ErrPartitionLayout) {
 		return p.wrap(err)
+	}
+	if err == nil || ctx.Err() == nil {
+		p.plain.Store(true)
 	}
 	return nil
 }
