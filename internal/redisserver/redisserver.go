@@ -29,6 +29,11 @@ type Config struct {
 	Persist bool
 	// Args are extra redis-server arguments.
 	Args []string
+	// Sentinel, when set, is the path of a Sentinel configuration file: the
+	// server runs in sentinel mode (redis-server FILE --sentinel), which
+	// rewrites the file as it learns the masters, replicas and other
+	// Sentinels. Persist is ignored then.
+	Sentinel string
 }
 
 // Server is a running (or killed) redis-server.
@@ -100,7 +105,12 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.cfg.Binary, append(Args(s.port, s.cfg.Dir, s.cfg.Persist), s.cfg.Args...)...)
+	args := append(Args(s.port, s.cfg.Dir, s.cfg.Persist && s.cfg.Sentinel == ""), s.cfg.Args...)
+	if s.cfg.Sentinel != "" {
+		// The configuration file comes first; the arguments override it.
+		args = append([]string{s.cfg.Sentinel, "--sentinel"}, args...)
+	}
+	cmd := exec.Command(s.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
