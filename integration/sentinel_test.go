@@ -12,7 +12,7 @@ import (
 
 // TestSentinelFailover runs the failover test of TestClusterFailover on a
 // Sentinel deployment (a master, one replica, three Sentinels), with
-// go-redis failover clients: durable producers (WithDurable(1): every
+// go-redis failover clients: durable producers (WithDurable counting every
 // replica) and plain ones, two consumers of a group, a live subscription
 // and a Trimmer work on a stream while its master is killed (SIGKILL;
 // restarted as a replica once the replica is promoted) or failed over by
@@ -30,27 +30,32 @@ import (
 // servers with min-replicas-to-write 1: the old master refuses writes as
 // soon as its replica leaves it, so plain publishes fail rather than being
 // lost, and so do all writes (XREADGROUP and XACK too) until the old master
-// follows the new one.
+// follows the new one. "failover two replicas" has a second replica, which
+// keeps following the old master, confirming its writes, until the
+// Sentinels move it to the new one: durable publishes must count both
+// replicas (WithDurable(2)) to lose nothing.
 func TestSentinelFailover(t *testing.T) {
 	for _, tc := range []struct {
 		name, fault string
+		replicas    int
 		fence       bool
 	}{
-		{"kill", "kill", false},
-		{"failover", "failover", false},
-		{"failover fenced", "failover", true},
+		{"kill", "kill", 1, false},
+		{"failover", "failover", 1, false},
+		{"failover fenced", "failover", 1, true},
+		{"failover two replicas", "failover", 2, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) { sentinelFailover(t, tc.fault, tc.fence) })
+		t.Run(tc.name, func(t *testing.T) { sentinelFailover(t, tc.fault, tc.replicas, tc.fence) })
 	}
 }
 
-func sentinelFailover(t *testing.T, fault string, fence bool) {
-	var opts []redistest.SentinelOption
+func sentinelFailover(t *testing.T, fault string, replicas int, fence bool) {
+	opts := []redistest.SentinelOption{redistest.WithReplicas(replicas)}
 	if fence {
 		opts = append(opts, redistest.WithServerArgs("--min-replicas-to-write", "1"))
 	}
 	s := redistest.StartSentinel(t, opts...)
-	env := failoverEnv{fault: fault, admin: s.NewClient(), durableReplicas: 1,
+	env := failoverEnv{fault: fault, admin: s.NewClient(), durableReplicas: replicas,
 		key:       func(name string) string { return "test:" + name },
 		newClient: func() redis.UniversalClient { return s.NewClient() },
 		master:    s.MasterAddr,
