@@ -21,6 +21,10 @@
 //
 // Spawned servers (process and container) can be killed and restarted on the
 // same port and data directory, for fault tests.
+//
+// StartSentinel starts a Sentinel deployment (a master, its replicas and
+// three Sentinels, all redis-server processes) for one test, whatever the
+// backend; see Sentinel.
 package redistest
 
 import (

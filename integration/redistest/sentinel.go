@@ -445,7 +445,7 @@ func (s *Sentinel) Restart(ctx context.Context, addr string) error {
 	host, port, _ := strings.Cut(master, ":")
 	rdb := s.NodeClient(addr)
 	defer rdb.Close()
-	if err := rdb.SlaveOf(ctx, host, port).Err(); err != nil {
+	if err := rdb.ReplicaOf(ctx, host, port).Err(); err != nil {
 		return fmt.Errorf("redistest: REPLICAOF %s on %s: %w", master, addr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, sentinelWait)
