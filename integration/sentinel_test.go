@@ -55,6 +55,11 @@ func sentinelFailover(t *testing.T, fault string, replicas int, fence bool) {
 		opts = append(opts, redistest.WithServerArgs("--min-replicas-to-write", "1"))
 	}
 	s := redistest.StartSentinel(t, opts...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of the Sentinel set:\n%s", s.Logs())
+		}
+	})
 	env := failoverEnv{fault: fault, admin: s.NewClient(), durableReplicas: replicas,
 		key:       func(name string) string { return "test:" + name },
 		newClient: func() redis.UniversalClient { return s.NewClient() },

@@ -483,6 +483,26 @@ func (s *Sentinel) WaitReplicas(ctx context.Context, n int) error {
 	}
 }
 
+// Logs returns the log of every Sentinel and data node, each headed by its
+// role and address, for a failed test to show.
+func (s *Sentinel) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for i, n := range append(append([]*redisserver.Server{}, s.sentinels...), s.nodes...) {
+		role := "Sentinel"
+		if i >= len(s.sentinels) {
+			role = "data node"
+		}
+		text, err := n.Log()
+		if err != nil {
+			text = err.Error()
+		}
+		fmt.Fprintf(&b, "--- %s %s:\n%s", role, n.Addr(), text)
+	}
+	return b.String()
+}
+
 // stopAtEnd stops n (by its PID) when t ends, before its directory is
 // removed: the Sentinels, started last, stop first.
 func stopAtEnd(t testing.TB, n *redisserver.Server) {

@@ -100,6 +100,13 @@ func Args(port int, dir string, persist bool) []string {
 // Addr returns host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
+// Log returns what the server wrote to its log file (redis.log in its
+// directory) so far.
+func (s *Server) Log() (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, "redis.log"))
+	return string(b), err
+}
+
 func (s *Server) start() error {
 	logf, err := os.OpenFile(filepath.Join(s.cfg.Dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
