@@ -69,6 +69,13 @@ func sentinelFailover(t *testing.T, fault string, replicas int, fence bool) {
 		},
 		waitFailover: s.WaitFailover,
 		mend:         s.Restart,
+		promotions: func() []time.Time {
+			var at []time.Time
+			for _, sw := range s.Switches() {
+				at = append(at, sw.At)
+			}
+			return at
+		},
 	}
 	if fault == "failover" {
 		env.breakMaster = func(ctx context.Context, addr string) error {

@@ -72,6 +72,13 @@ type Sentinel struct {
 	mu        sync.Mutex
 	nodes     []*redisserver.Server // data nodes: the first started as master
 	sentinels []*redisserver.Server
+	switches  []Switch
+}
+
+// Switch is a change of master a Sentinel announced (+switch-master).
+type Switch struct {
+	At       time.Time // when the harness received the announcement
+	From, To string    // the old and the new master's address
 }
 
 // StartSentinel starts a master, its replicas (one unless WithReplicas says
@@ -146,8 +153,49 @@ func StartSentinel(t testing.TB, opts ...SentinelOption) *Sentinel {
 	if err := s.waitReady(ctx, master.Addr(), cfg.replicas); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
+	s.watch(t)
 	t.Logf("redistest: Sentinel set: master %s, replicas %v, Sentinels %v", master.Addr(), s.NodeAddrs()[1:], s.SentinelAddrs())
 	return s
+}
+
+// watch records the changes of master the first Sentinel announces, until
+// t ends.
+func (s *Sentinel) watch(t testing.TB) {
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.sentinels[0].Addr()})
+	sub := sc.Subscribe(context.Background(), "+switch-master")
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatalf("redistest: subscribing to the Sentinel's +switch-master: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range sub.Channel() {
+			// "<name> <old ip> <old port> <new ip> <new port>"
+			f := strings.Fields(m.Payload)
+			if len(f) != 5 || f[0] != SentinelMaster {
+				continue
+			}
+			s.mu.Lock()
+			s.switches = append(s.switches, Switch{At: time.Now(),
+				From: net.JoinHostPort(f[1], f[2]), To: net.JoinHostPort(f[3], f[4])})
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = sub.Close()
+		_ = sc.Close()
+		<-done
+	})
+}
+
+// Switches returns the changes of master the first Sentinel announced since
+// the start, oldest first. A master that stalls for longer than
+// down-after-milliseconds (1 s) is failed over too: on a loaded machine a
+// test may see more switches than it caused.
+func (s *Sentinel) Switches() []Switch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Switch(nil), s.switches...)
 }
 
 // waitReplicaSynced waits until the replica at addr has its link to its

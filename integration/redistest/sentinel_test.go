@@ -69,6 +69,11 @@ func TestSentinelSet(t *testing.T) {
 	if err := rdb.Set(ctx, "k", "3", 0).Err(); err != nil {
 		t.Fatalf("after SENTINEL FAILOVER: SET: %v", err)
 	}
+	// Both switches were announced (a stall could add more).
+	sw := s.Switches()
+	if len(sw) < 2 || sw[0].From != killed || sw[0].To != promoted || sw[len(sw)-1].To != again {
+		t.Errorf("switches %+v; want %s to %s first and %s last", sw, killed, promoted, again)
+	}
 }
 
 // TestSentinelOptions: WithReplicas starts that many replicas, and
