@@ -102,10 +102,82 @@ func clusterFailover(t *testing.T, fault string) {
 	if srv.Cluster == nil {
 		t.Skip("needs the cluster backend (MIDSTREAM_REDIS_BACKEND=cluster)")
 	}
+	stream := srv.Key("{orders}")
+	env := failoverEnv{fault: fault, admin: srv.Client, key: srv.Key, durableReplicas: 1,
+		newClient:   func() redis.UniversalClient { return srv.NewUniversalClient() },
+		master:      func(ctx context.Context) (string, error) { return srv.Cluster.MasterOf(ctx, stream) },
+		breakMaster: func(_ context.Context, addr string) error { return srv.Cluster.Kill(addr) },
+		waitFailover: func(ctx context.Context, old string) (string, error) {
+			return srv.Cluster.WaitFailover(ctx, stream, old)
+		},
+		mend: func(_ context.Context, addr string) error { return srv.Cluster.Restart(addr) },
+	}
+	if fault == "freeze" {
+		env.breakMaster = func(_ context.Context, addr string) error { return srv.Cluster.Freeze(addr) }
+		env.mend = func(_ context.Context, addr string) error { return srv.Cluster.Thaw(addr) }
+	}
+	runFailover(t, env)
+}
+
+// failoverEnv is what runFailover needs of a deployment: clients, and
+// how to break the stream's master and wait for its replacement.
+type failoverEnv struct {
+	// fault names the fault, for logs: "kill" (the Trimmer must report
+	// a failure), "freeze" or "failover".
+	fault string
+	// admin is a client for the checks after the fact.
+	admin redis.UniversalClient
+	// newClient returns a new client for one worker (closed at the end).
+	newClient func() redis.UniversalClient
+	// key returns name made unique to the test (keeping its hash tag).
+	key func(name string) string
+	// master returns the address of the master that holds the stream.
+	master func(ctx context.Context) (string, error)
+	// breakMaster breaks the master at addr (kill, freeze, or a
+	// failover away from it).
+	breakMaster func(ctx context.Context, addr string) error
+	// waitFailover waits until a master other than old holds the stream
+	// and returns its address.
+	waitFailover func(ctx context.Context, old string) (string, error)
+	// mend brings the old master back (as a replica) once another one
+	// took over; nil when the deployment does it itself.
+	mend func(ctx context.Context, addr string) error
+	// durableReplicas is the durable producers' WithDurable replicas.
+	durableReplicas int
+	// fromPromotion measures recovery by calls started after the promotion
+	// rather than after the fault: with a failover that leaves the old
+	// master running, calls keep succeeding there until the clients hear
+	// of the switch.
+	fromPromotion bool
+	// promotions returns when each promotion the deployment made since
+	// the start was seen, or nil: more than the one the fault caused
+	// (a master failed over again because it stalled on a loaded
+	// machine) move the point before which lost acknowledgements may
+	// cause duplicates.
+	promotions func() []time.Time
+	// limit bounds the recovery of every loop; zero means 10 s.
+	limit time.Duration
+	// durableLimit bounds the durable publishers' recovery when it must
+	// wait for more than the promotion (a replica to follow the new
+	// master); zero means limit.
+	durableLimit time.Duration
+}
+
+// runFailover breaks the master that holds a stream (env.breakMaster)
+// while durable and plain producers, two consumers of a group, a live
+// subscription and a Trimmer with a pattern work on it, waits for the
+// promotion and mends the old master; then checks that every loop resumed
+// on its own, that no entry a durable publish reported written is lost,
+// that every entry of the stream reached the group's handler (duplicates
+// only of entries first handled before the promotion) and the live
+// subscriber (once, in order), with the group's state intact; and logs
+// the recovery times and the lost and duplicated counts.
+func runFailover(t *testing.T, env failoverEnv) {
 	ctx := context.Background()
-	stream, group := srv.Key("{orders}"), "g"
-	trimmed := srv.Key("trim:{orders}") // the same master as stream
-	createGroup(t, srv.Client, stream, group)
+	fault := env.fault
+	stream, group := env.key("{orders}"), "g"
+	trimmed := env.key("trim:{orders}") // the same master as stream
+	createGroup(t, env.admin, stream, group)
 	l := &failoverLog{durable: map[string]time.Time{}, plain: map[string]time.Time{},
 		done: map[string]time.Time{}, written: map[string]time.Time{},
 		handled: map[string]int{}, firstCall: map[string]time.Time{}, pubErrs: map[string]int{}}
@@ -116,14 +188,14 @@ func clusterFailover(t *testing.T, fault string) {
 	defer wg.Wait()
 
 	// Producers: two durable (one replica must have each entry), two plain.
-	pubClient := srv.NewUniversalClient()
+	pubClient := env.newClient()
 	var stopPub atomic.Bool
 	var pubWG sync.WaitGroup
 	for i := range 4 {
 		durable := i < 2
 		var opts []producer.Option
 		if durable {
-			opts = append(opts, producer.WithDurable(1, time.Second))
+			opts = append(opts, producer.WithDurable(env.durableReplicas, time.Second))
 		}
 		p := newProducer[map[string]string](t, pubClient, stream, opts...)
 		pubWG.Add(1)
@@ -153,7 +225,7 @@ func clusterFailover(t *testing.T, fault string) {
 	})
 	var stops []func() error
 	for i := range 2 {
-		c := newConsumer(t, srv.NewUniversalClient(), stream, group, h, consumer.WithName(fmt.Sprint("c", i)),
+		c := newConsumer(t, env.newClient(), stream, group, h, consumer.WithName(fmt.Sprint("c", i)),
 			consumer.WithMinIdle(2*time.Second), consumer.WithClaimInterval(500*time.Millisecond))
 		stops = append(stops, runConsumer(t, c))
 	}
@@ -161,7 +233,7 @@ func clusterFailover(t *testing.T, fault string) {
 	// A live subscription from the beginning.
 	var liveMu sync.Mutex
 	var liveIDs []string
-	sub, err := live.Subscribe(run, srv.NewUniversalClient(), stream, srv.Key("{orders}:new"), live.Beginning,
+	sub, err := live.Subscribe(run, env.newClient(), stream, env.key("{orders}:new"), live.Beginning,
 		live.WithPollInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +253,7 @@ func clusterFailover(t *testing.T, fault string) {
 	var trimMu sync.Mutex
 	var trimFailures []time.Time
 	var trimOK []time.Time
-	tr, err := trim.New(srv.NewUniversalClient(), trim.Policy{MaxLen: 100}, trim.WithPattern(srv.Key("trim:*")),
+	tr, err := trim.New(env.newClient(), trim.Policy{MaxLen: 100}, trim.WithPattern(env.key("trim:*")),
 		trim.WithInterval(200*time.Millisecond), trim.WithReport(func(r trim.Result, err error) {
 			trimMu.Lock()
 			defer trimMu.Unlock()
@@ -196,7 +268,7 @@ func clusterFailover(t *testing.T, fault string) {
 	}
 	trimErr := make(chan error, 1)
 	go func() { trimErr <- tr.Run(run) }()
-	trimWriter := srv.NewUniversalClient()
+	trimWriter := env.newClient()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -214,41 +286,52 @@ func clusterFailover(t *testing.T, fault string) {
 	if before == 0 {
 		t.Fatalf("nothing published before the kill: %v", l.lastErr)
 	}
-	killed, err := srv.Cluster.MasterOf(ctx, stream)
+	killed, err := env.master(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	killAt := time.Now()
-	breakNode, mend := srv.Cluster.Kill, srv.Cluster.Restart
-	if fault == "freeze" {
-		breakNode, mend = srv.Cluster.Freeze, srv.Cluster.Thaw
-	}
-	if err := breakNode(killed); err != nil {
+	if err := env.breakMaster(ctx, killed); err != nil {
 		t.Fatal(err)
 	}
-	promoted, err := srv.Cluster.WaitFailover(ctx, stream, killed)
+	promoted, err := env.waitFailover(ctx, killed)
 	if err != nil {
 		t.Fatal(err)
 	}
 	failoverAt := time.Now()
-	if err := mend(killed); err != nil {
-		t.Fatal(err)
+	back := "left to the deployment"
+	if env.mend != nil {
+		if err := env.mend(ctx, killed); err != nil {
+			t.Fatal(err)
+		}
+		back = "back after " + time.Since(killAt).Round(time.Millisecond).String()
 	}
-	restartAt := time.Now()
-	t.Logf("%s of master %s; replica %s promoted after %s; old master back after %s",
-		fault, killed, promoted, failoverAt.Sub(killAt).Round(time.Millisecond), restartAt.Sub(killAt).Round(time.Millisecond))
+	t.Logf("%s of master %s; %s promoted after %s; old master %s",
+		fault, killed, promoted, failoverAt.Sub(killAt).Round(time.Millisecond), back)
 
-	// Recovery: each kind of client works again after the kill.
-	const limit = 10 * time.Second
+	// Recovery: each kind of client works again after the kill: a call
+	// started after it (or after the promotion) succeeds.
+	from := killAt
+	if env.fromPromotion {
+		from = failoverAt
+	}
+	limit := 10 * time.Second
+	if env.limit > 0 {
+		limit = env.limit
+	}
+	durableLimit := limit
+	if env.durableLimit > 0 {
+		durableLimit = env.durableLimit
+	}
 	var plainBack, durableBack, handledBack, trimBack time.Time
-	deadline := killAt.Add(limit + 5*time.Second)
+	deadline := killAt.Add(max(limit, durableLimit) + 5*time.Second)
 	for time.Now().Before(deadline) {
 		l.mu.Lock()
-		plainBack = l.firstAfter(l.plain, killAt)
-		durableBack = l.firstAfter(l.durable, killAt)
+		plainBack = l.firstAfter(l.plain, from)
+		durableBack = l.firstAfter(l.durable, from)
 		var newIDs []string
 		for id, at := range l.plain {
-			if at.After(killAt) {
+			if at.After(from) {
 				newIDs = append(newIDs, id)
 			}
 		}
@@ -272,7 +355,7 @@ func clusterFailover(t *testing.T, fault string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	report := func(what string, at time.Time) time.Duration {
+	report := func(what string, at time.Time, limit time.Duration) time.Duration {
 		if at.IsZero() {
 			t.Errorf("%s: not recovered %s after the kill", what, deadline.Sub(killAt))
 			return 0
@@ -284,17 +367,17 @@ func clusterFailover(t *testing.T, fault string) {
 		}
 		return d
 	}
-	report("plain publish", plainBack)
-	report("durable publish", durableBack)
-	report("consumer handles new entries", handledBack)
-	report("trimmer trims again", trimBack)
+	report("plain publish", plainBack, limit)
+	report("durable publish", durableBack, durableLimit)
+	report("consumer handles new entries", handledBack, limit)
+	report("trimmer trims again", trimBack, limit)
 
 	// Run on for a while, then stop the producers and let the group and
 	// the live subscription catch up.
 	time.Sleep(2 * time.Second)
 	stopPub.Store(true)
 	pubWG.Wait()
-	entries, err := srv.Client.XRange(ctx, stream, "-", "+").Result()
+	entries, err := env.admin.XRange(ctx, stream, "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +396,7 @@ func clusterFailover(t *testing.T, fault string) {
 			}
 		}
 		return len(liveIDs) > 0 && compareIDs(liveIDs[len(liveIDs)-1], entries[len(entries)-1].ID) >= 0 &&
-			pendingCount(t, srv.Client, stream, group) == 0
+			pendingCount(t, env.admin, stream, group) == 0
 	}
 	for wait := time.Now().Add(30 * time.Second); !caughtUp() && time.Now().Before(wait); {
 		time.Sleep(50 * time.Millisecond)
@@ -327,8 +410,8 @@ func clusterFailover(t *testing.T, fault string) {
 	}
 	l.mu.Unlock()
 	if len(unhandled) > 0 {
-		groups, _ := srv.Client.XInfoGroups(ctx, stream).Result()
-		pending, _ := srv.Client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group, Start: "-", End: "+", Count: 1000}).Result()
+		groups, _ := env.admin.XInfoGroups(ctx, stream).Result()
+		pending, _ := env.admin.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group, Start: "-", End: "+", Count: 1000}).Result()
 		var sample []string
 		for _, id := range unhandled[:min(len(unhandled), 10)] {
 			ms, _ := midstream.ParseID(id)
@@ -336,8 +419,20 @@ func clusterFailover(t *testing.T, fault string) {
 		}
 		t.Errorf("%d entries of the stream never reached the handler: %v; group %+v; %d pending", len(unhandled), sample, groups, len(pending))
 	}
-	if n := pendingCount(t, srv.Client, stream, group); n != 0 {
+	if n := pendingCount(t, env.admin, stream, group); n != 0 {
 		t.Errorf("%d entries still pending at the end", n)
+	}
+	// The group survived with its cursor at the end of the stream: it
+	// delivered the last entry and nothing past it.
+	groups, err := env.admin.XInfoGroups(ctx, stream).Result()
+	if err != nil {
+		t.Fatalf("XINFO GROUPS: %v", err)
+	}
+	if len(groups) != 1 || groups[0].Name != group || groups[0].LastDeliveredID != entries[len(entries)-1].ID {
+		t.Errorf("groups after the %s: %+v; want %q at the last entry %s", fault, groups, group, entries[len(entries)-1].ID)
+	} else {
+		t.Logf("group %q: last delivered %s (the stream's last entry), %d consumers, %d pending", group,
+			groups[0].LastDeliveredID, groups[0].Consumers, groups[0].Pending)
 	}
 	for _, stop := range stops {
 		if err := stop(); err != nil {
@@ -363,17 +458,47 @@ func clusterFailover(t *testing.T, fault string) {
 		}
 		return n, sample
 	}
+	// The first publish started after the fault (or the promotion) whose
+	// entry was kept: under SENTINEL FAILOVER the old master accepts writes
+	// for a while, so the first success may be an entry the failover then
+	// loses.
+	kept := func(ids map[string]time.Time) string {
+		var first time.Time
+		for id, at := range ids {
+			if at.After(from) && inStream[id] && (first.IsZero() || l.done[id].Before(first)) {
+				first = l.done[id]
+			}
+		}
+		if first.IsZero() {
+			return "none"
+		}
+		return first.Sub(killAt).Round(time.Millisecond).String()
+	}
+	t.Logf("first publish after the %s whose entry was kept returned after: plain %s, durable %s", fault, kept(l.plain), kept(l.durable))
 	lostDurable, sampleDurable := lost(l.durable)
 	lostPlain, samplePlain := lost(l.plain)
 	// A duplicate may only come from state the killed master had not
 	// passed on to its replica (XACK and XREADGROUP replicate
-	// asynchronously): an entry first handled before the promotion.
+	// asynchronously): an entry first handled before the (last) promotion.
+	lastPromotion := failoverAt
+	if env.promotions != nil {
+		seen := env.promotions()
+		if len(seen) > 1 {
+			t.Logf("%d promotions, the last %s after the %s: the master was failed over again",
+				len(seen), seen[len(seen)-1].Sub(killAt).Round(time.Millisecond), fault)
+		}
+		for _, at := range seen {
+			if at.After(lastPromotion) {
+				lastPromotion = at
+			}
+		}
+	}
 	dups := 0
 	for id, n := range l.handled {
 		if n > 1 {
 			dups += n - 1
-			if first := l.firstCall[id]; !first.Before(failoverAt) {
-				t.Errorf("entry %s handled %d times, first %s after the promotion", id, n, first.Sub(failoverAt).Round(time.Millisecond))
+			if first := l.firstCall[id]; !first.Before(lastPromotion) {
+				t.Errorf("entry %s handled %d times, first %s after the promotion", id, n, first.Sub(lastPromotion).Round(time.Millisecond))
 			}
 		}
 	}
@@ -417,7 +542,7 @@ func clusterFailover(t *testing.T, fault string) {
 	if fault == "kill" && !slices.ContainsFunc(trimFailures, func(at time.Time) bool { return at.After(killAt) }) {
 		t.Error("the Trimmer's report never saw a failure after the kill")
 	}
-	if n := xlen(t, srv.Client, trimmed); n > 100+200 {
+	if n := xlen(t, env.admin, trimmed); n > 100+200 {
 		t.Errorf("trimmed stream holds %d entries after the failover, want about 100", n)
 	}
 }

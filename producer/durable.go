@@ -74,7 +74,14 @@ type durability struct {
 // master and on at least replicas replicas at that moment, so a failover
 // that promotes one of those replicas keeps it. Redis Cluster and Sentinel
 // promote the most up-to-date replica they can reach; with replicas equal
-// to the number of replicas, any promoted one has it. What it does not: WAIT
+// to the number of replicas, any promoted one has it. Under Sentinel, count
+// every replica: SENTINEL FAILOVER promotes a replica while the old master
+// still runs and takes writes from clients that have not yet heard of the
+// switch; a replica still following the old master confirms those, then
+// resyncs from the promoted one and drops them (with two replicas and
+// WithDurable(1), a failover test lost hundreds of entries so confirmed;
+// with WithDurable(2), or one replica and WithDurable(1), none). What it
+// does not: WAIT
 // is not a consensus write. The write is visible on the master before the
 // replicas confirm, and an entry reported as not durable may or may not
 // survive. A replica confirms receipt, not an fsync (WAITAOF, on Redis 7.2

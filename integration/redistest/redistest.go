@@ -21,6 +21,10 @@
 //
 // Spawned servers (process and container) can be killed and restarted on the
 // same port and data directory, for fault tests.
+//
+// StartSentinel starts a Sentinel deployment (a master, its replicas and
+// three Sentinels, all redis-server processes) for one test, whatever the
+// backend; see Sentinel.
 package redistest
 
 import (
@@ -135,7 +139,9 @@ func (s *Server) NewClient(opts ...func(*redis.Options)) *redis.Client {
 // NewUniversalClient returns a new client like Client (a cluster client on
 // the cluster backend), with opts applied. It is closed when the test ends.
 func (s *Server) NewUniversalClient(opts ...func(*redis.UniversalOptions)) redis.UniversalClient {
-	var o redis.UniversalOptions
+	// Maintenance notifications off, as for every client of the harness
+	// (see Cluster.NewClient).
+	o := redis.UniversalOptions{MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
 	if s.Cluster != nil {
 		o.Addrs = s.Cluster.Addrs()
 		o.IsClusterMode = true

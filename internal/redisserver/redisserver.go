@@ -29,6 +29,11 @@ type Config struct {
 	Persist bool
 	// Args are extra redis-server arguments.
 	Args []string
+	// Sentinel, when set, is the path of a Sentinel configuration file: the
+	// server runs in sentinel mode (redis-server FILE --sentinel), which
+	// rewrites the file as it learns the masters, replicas and other
+	// Sentinels. Persist is ignored then.
+	Sentinel string
 }
 
 // Server is a running (or killed) redis-server.
@@ -95,12 +100,24 @@ func Args(port int, dir string, persist bool) []string {
 // Addr returns host:port.
 func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
+// Log returns what the server wrote to its log file (redis.log in its
+// directory) so far.
+func (s *Server) Log() (string, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, "redis.log"))
+	return string(b), err
+}
+
 func (s *Server) start() error {
 	logf, err := os.OpenFile(filepath.Join(s.cfg.Dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.cfg.Binary, append(Args(s.port, s.cfg.Dir, s.cfg.Persist), s.cfg.Args...)...)
+	args := append(Args(s.port, s.cfg.Dir, s.cfg.Persist && s.cfg.Sentinel == ""), s.cfg.Args...)
+	if s.cfg.Sentinel != "" {
+		// The configuration file comes first; the arguments override it.
+		args = append([]string{s.cfg.Sentinel, "--sentinel"}, args...)
+	}
+	cmd := exec.Command(s.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
