@@ -198,7 +198,11 @@ func RegisterPartitionedGauges(mp metric.MeterProvider, client redis.UniversalCl
 // dead letters, lag and pending, take the max for the oldest pending age.
 // (A consumer.Consumer of a partitioned stream reports its own gauges per
 // partition under the partition's key, without KeyPartition.) Lag is
-// reported per partition where Redis can tell it.
+// reported per partition where Redis can tell it: a sum of lag is the
+// logical stream's lag only when there is one lag point per partition (as
+// many as the partitions' count); otherwise it is a lower bound. A
+// partition that cannot be read (its node down) reports no point at that
+// collection, while the others do.
 //
 // Each collection reads the stored layout (one HGETALL) and snapshots the
 // partitions, reusing a snapshot younger than the minimum interval as
@@ -258,14 +262,16 @@ func (w *partitionedWatch) observe(ctx context.Context, o metric.Observer) error
 		cancel()
 		w.taken = time.Now()
 	}
-	if errors.Is(w.lastErr, midstream.ErrNoStream) {
+	if errors.Is(w.lastErr, midstream.ErrNoStream) && w.last.Partitions == nil {
 		return nil
 	}
-	if w.lastErr != nil {
-		return w.lastErr
-	}
+	// The partitions that were read are reported even when others were
+	// not (their node down, say); the error tells about those.
 	for i, h := range w.last.Partitions {
+		if w.last.Errors != nil && w.last.Errors[i] != nil {
+			continue
+		}
 		w.g.observe(o, h, w.attr(i, ""), func(group string) metric.ObserveOption { return w.attr(i, group) })
 	}
-	return nil
+	return w.lastErr
 }

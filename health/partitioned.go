@@ -49,6 +49,11 @@ type PartitionedHealth struct {
 	//     read in any). ConsumerCount is the number of distinct consumer
 	//     names; WithoutConsumers, the largest count of one partition.
 	Total StreamHealth
+	// Errors[i] is why partition i could not be read (its node down, say),
+	// nil when it was; nil when every partition was read. A partition that
+	// was not read counts as empty in Total, so the groups' Lag and
+	// EntriesRead are unknown there.
+	Errors []error
 	// Time is when the snapshot began, by the local clock (Total.Time too).
 	Time time.Time
 }
@@ -88,6 +93,10 @@ const partitionWorkers = 8
 // stream without one, not partitioned or not used by a partitioned
 // producer or consumer yet, fails with an error wrapping
 // midstream.ErrNoStream that says so.
+//
+// When some partitions cannot be read, SnapshotPartitioned still returns
+// the others, with Errors saying which failed and Total over those read,
+// along with an error joining the failures.
 //
 // The partitions are read a few at a time (at most 8 at once), each as
 // Snapshot reads a stream: the work is one HGETALL of the layout plus
@@ -158,11 +167,17 @@ func snapshotPartitioned(ctx context.Context, client redis.UniversalClient, stre
 	}
 	close(work)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return p, err
+	err = errors.Join(errs...)
+	if err != nil {
+		p.Errors = errs
+		for i, e := range errs {
+			if e != nil {
+				p.Partitions[i] = StreamHealth{Stream: keys[i], Time: p.Time}
+			}
+		}
 	}
 	p.Total = aggregate(stream, p.Time, p.Partitions, cfg.noConsumers)
-	return p, nil
+	return p, err
 }
 
 // aggregate folds the snapshots of a partitioned stream's partitions into

@@ -370,3 +370,69 @@ func TestTrimPartitioned(t *testing.T) {
 		t.Fatalf("lengths after the trimmer: %v", got)
 	}
 }
+
+// TestPartitionedOneBadPartition: a partition that cannot be read (here a
+// key of the wrong type; on a cluster, its node down) leaves the others
+// reported, and a layout that cannot be read keeps only its own stream from
+// being trimmed.
+func TestPartitionedOneBadPartition(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	stream := srv.Key("orders")
+	p, err := producer.New[map[string]string](srv.Client, stream, producer.WithPartitions(midstream.Partitions{Count: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := p.Publish(ctx, map[string]string{"n": strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := p.Partitions()[2]
+	if err := srv.Client.Del(ctx, bad).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := health.SnapshotPartitioned(ctx, srv.Client, stream)
+	if err == nil || len(h.Errors) != 3 || h.Errors[2] == nil || h.Errors[0] != nil || h.Errors[1] != nil {
+		t.Fatalf("err %v, Errors %v", err, h.Errors)
+	}
+	if h.Partitions[0].Length != 10 || h.Partitions[1].Length != 10 || h.Total.Length != 20 {
+		t.Fatalf("lengths %d %d, total %d; want 10 10 20", h.Partitions[0].Length, h.Partitions[1].Length, h.Total.Length)
+	}
+
+	// A Trimmer of a plain stream and of a partitioned one whose layout is
+	// broken still trims the plain one, and reports the other.
+	plain := srv.Key("plain")
+	for range 50 {
+		if err := srv.Client.XAdd(ctx, &redis.XAddArgs{Stream: plain, Values: []string{"k", "v"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broken := srv.Key("broken")
+	if err := srv.Client.HSet(ctx, midstream.PartitionLayoutKey(broken), "count", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var reported atomic.Int64
+	tr, err := trim.New(srv.Client, trim.Policy{MaxLen: 10}, trim.WithStreams(plain), trim.WithPartitioned(broken),
+		trim.WithInterval(20*time.Millisecond), trim.WithReport(func(r trim.Result, err error) {
+			if errors.Is(err, midstream.ErrPartitionLayout) {
+				reported.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(runCtx) }()
+	waitFor(t, 30*time.Second, "the plain stream trimmed and the broken layout reported", func() bool {
+		return xlen(t, srv.Client, plain) <= 10 && reported.Load() > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Trimmer.Run: %v", err)
+	}
+}

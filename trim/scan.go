@@ -2,6 +2,8 @@ package trim
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -67,10 +69,9 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		add(r.retry[0])
 		r.retry = r.retry[1:]
 	}
+	var rerr error // streams whose partitions could not be read: the others go on
 	if !r.listed {
-		if r.cycle, err = r.resolve(ctx); err != nil {
-			return streams, false, err
-		}
+		r.cycle, rerr = r.resolve(ctx)
 		r.listed = true
 	}
 	for len(streams) < n && r.pos < len(r.cycle) {
@@ -80,9 +81,9 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 	if r.pattern == "" {
 		if r.pos == len(r.cycle) {
 			r.pos, r.listed = 0, false
-			return streams, true, nil
+			return streams, true, rerr
 		}
-		return streams, false, nil
+		return streams, false, rerr
 	}
 	var nodes []node
 	listed, calls := false, 0
@@ -98,14 +99,14 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 				list = masters
 			}
 			if nodes, err = list(ctx, r.client); err != nil {
-				return streams, false, err
+				return streams, false, errors.Join(rerr, err)
 			}
 			listed = true
 		}
 		cur, ok := r.pick(nodes)
 		if !ok { // every node scanned: the cycle ends
 			r.pos, r.listed, r.done, r.node, r.cursor, r.found = 0, false, nil, "", 0, nil
-			return streams, true, nil
+			return streams, true, rerr
 		}
 		if calls == maxScanCalls || ctx.Err() != nil {
 			break
@@ -113,7 +114,7 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		calls++
 		keys, cursor, err := cur.ScanType(ctx, r.cursor, r.pattern, scanCount, "stream").Result()
 		if err != nil {
-			return streams, false, err
+			return streams, false, errors.Join(rerr, err)
 		}
 		r.scans++
 		r.found = append(r.found, keys...)
@@ -126,25 +127,29 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 			r.node = ""
 		}
 	}
-	return streams, false, nil
+	return streams, false, rerr
 }
 
 // resolve returns the names a cycle hands out: the named streams, then the
 // partitions of each partitioned stream, read from its stored layout (one
-// HGETALL each); a stream without a stored layout has none yet.
+// HGETALL each); a stream without a stored layout has none yet. A layout
+// that cannot be read leaves its stream out of this cycle, not the others:
+// the error joins those failures.
 func (r *rotation) resolve(ctx context.Context) ([]string, error) {
 	if len(r.partitioned) == 0 {
 		return r.names, nil
 	}
 	out := slices.Clone(r.names)
+	var errs []error
 	for _, s := range r.partitioned {
 		keys, err := midstream.StoredPartitions(ctx, r.client, s)
 		if err != nil {
-			return nil, err
+			errs = append(errs, fmt.Errorf("partitions of %q: %w", s, err))
+			continue
 		}
 		out = append(out, keys...)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // pick returns the node to scan: the one under way if it is still listed,

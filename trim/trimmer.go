@@ -190,8 +190,8 @@ func (t *Trimmer) tick(ctx context.Context) (failed bool, fatal error) {
 		if class == rediserr.Topology {
 			rediserr.Refresh(ctx, t.client) // the next tick lists the nodes afresh
 		}
-	} else if t.rot.scans != scans {
-		t.scanStreak.Reset() // a SCAN succeeded (a tick may need none)
+	} else if t.rot.scans != scans || t.cfg.pattern == "" {
+		t.scanStreak.Reset() // a SCAN succeeded (a tick may need none), or no search was needed
 	}
 	for i, s := range streams {
 		err := t.visit(ctx, s)
