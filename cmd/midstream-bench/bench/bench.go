@@ -366,11 +366,14 @@ func Consume(ctx context.Context, rdb redis.UniversalClient, stream, group strin
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	clk := startClock()
+	runErrs := make(chan error, len(cs)) // a consumer that stopped on its own
 	for _, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = c.Run(runCtx)
+			if err := c.Run(runCtx); err != nil {
+				runErrs <- err
+			}
 		}()
 	}
 	acked := func() int64 {
@@ -380,12 +383,20 @@ func Consume(ctx context.Context, rdb redis.UniversalClient, stream, group strin
 		}
 		return sum
 	}
-	for acked() < int64(n) && ctx.Err() == nil {
-		time.Sleep(200 * time.Microsecond)
+	var runErr error
+	for acked() < int64(n) && ctx.Err() == nil && runErr == nil {
+		select {
+		case runErr = <-runErrs:
+		default:
+			time.Sleep(200 * time.Microsecond)
+		}
 	}
 	r := clk.result(n)
 	stop()
 	wg.Wait()
+	if runErr != nil {
+		return Result{}, fmt.Errorf("consumer stopped: %w", runErr)
+	}
 	return r, ctx.Err()
 }
 
