@@ -83,7 +83,11 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 	if err != nil {
 		return nil, err
 	}
-	pp := &partitioned[T]{client: client, stream: stream, layout: *cfg.partitions, epoch: time.Now()}
+	// The layout checks name the partitions from keys: the default names
+	// cost a search each (milliseconds for a few hundred), on the way of a
+	// publish.
+	layout := midstream.Partitions{Count: len(keys), Key: func(_ string, i int) string { return keys[i] }}
+	pp := &partitioned[T]{client: client, stream: stream, layout: layout, epoch: time.Now()}
 	switch fn := cfg.partKeyFunc.(type) {
 	case nil:
 	case func(T) string:
