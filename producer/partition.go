@@ -225,21 +225,14 @@ func (pp *partitioned[T]) publish(ctx context.Context, v T, opts []PublishOption
 // as one batch, all partitions at once. Unlike a batch to one stream, an
 // invalid value keeps only its own partition's share from being sent.
 func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, error) {
-	notSent := func(err error) ([]string, error) {
-		errs := make([]error, len(vs))
-		for i := range errs {
-			errs[i] = fmt.Errorf("%w: %w", ErrNotSent, err)
-		}
-		return make([]string, len(vs)), &BatchError{Errs: errs}
-	}
 	if err := pp.ensure(ctx); err != nil {
-		return notSent(err)
+		return notSent(len(vs), err)
 	}
 	share := make([][]int, len(pp.parts)) // indexes into vs, per partition
 	for i, v := range vs {
 		p, err := pp.pick(v, "", "")
 		if err != nil {
-			return notSent(err)
+			return notSent(len(vs), err)
 		}
 		share[p] = append(share[p], i)
 	}
@@ -326,4 +319,14 @@ func (p *Producer[T]) checkPlain(ctx context.Context) error {
 		p.plain.Store(true)
 	}
 	return nil
+}
+
+// notSent is the result of a batch of n values none of which was sent
+// because of err.
+func notSent(n int, err error) ([]string, error) {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	return make([]string, n), &BatchError{Errs: errs}
 }

@@ -254,11 +254,7 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	}
 	if !p.plain.Load() {
 		if err := p.checkPlain(ctx); err != nil {
-			errs := make([]error, len(vs))
-			for i := range errs {
-				errs[i] = fmt.Errorf("%w: %w", ErrNotSent, err)
-			}
-			return make([]string, len(vs)), &BatchError{Errs: errs}
+			return notSent(len(vs), err)
 		}
 	}
 	ctx, span := p.obs.start(ctx, len(vs))
