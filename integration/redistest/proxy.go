@@ -63,8 +63,9 @@ func (p *Proxy) cutLocked() {
 }
 
 // LoseNextReply makes the proxy discard the next data the server sends on
-// any connection and cut every connection: the server executed a command
-// whose reply the client never gets.
+// any connection and cut that connection: the server executed a command
+// whose reply the client never gets. Other connections stay up, so a
+// client's retry on a pooled connection reaches the server.
 func (p *Proxy) LoseNextReply() {
 	p.mu.Lock()
 	p.loseNext = true
@@ -200,8 +201,7 @@ func (p *Proxy) pipe(dst, src net.Conn, replies bool) {
 				p.toServer.Add(int64(n))
 			} else {
 				if p.takeLose() {
-					p.Cut()
-					return
+					return // this connection only: the deferred forget closes it
 				}
 				if n := p.loseEvery.Load(); n > 0 && p.replies.Add(1)%n == 0 {
 					p.lost.Add(1)
