@@ -157,3 +157,52 @@ func TestProducerDurable(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterDurableAfterManualFailover: a durable producer whose client
+// still has the slot map from before a manual failover (CLUSTER FAILOVER,
+// as before maintenance) sends its XADD to the old master, which answers
+// MOVED without writing: the producer follows the redirection to the new
+// master, as a plain publish does, instead of returning it to the caller.
+func TestClusterDurableAfterManualFailover(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.Cluster == nil {
+		t.Skip("needs the cluster backend (MIDSTREAM_REDIS_BACKEND=cluster)")
+	}
+	ctx := context.Background()
+	stream := srv.Key("{durable-moved}")
+	rdb := srv.NewUniversalClient() // its own slot map, stale after the failover
+	t.Cleanup(func() { _ = rdb.Close() })
+	p := newProducer[map[string]string](t, rdb, stream, producer.WithDurable(1, 5*time.Second))
+	if _, err := p.Publish(ctx, map[string]string{"n": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := srv.Cluster.MasterOf(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Cluster.FailoverFrom(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	promoted, err := srv.Cluster.WaitFailover(ctx, stream, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := p.Publish(ctx, map[string]string{"n": "1"})
+	if err != nil {
+		t.Fatalf("durable Publish after a manual failover from %s to %s: %v", old, promoted, err)
+	}
+	ids, err := p.PublishBatch(ctx, []map[string]string{{"n": "2"}, {"n": "3"}})
+	if err != nil {
+		t.Fatalf("durable PublishBatch after a manual failover: %v", err)
+	}
+	onPromoted := redis.NewClient(&redis.Options{Addr: promoted})
+	t.Cleanup(func() { _ = onPromoted.Close() })
+	for _, id := range append(ids, id) {
+		if got := onPromoted.XRange(ctx, stream, id, id).Val(); len(got) != 1 {
+			t.Errorf("entry %s is not on the new master %s", id, promoted)
+		}
+	}
+	if n := onPromoted.XLen(ctx, stream).Val(); n != 4 {
+		t.Errorf("the stream holds %d entries, want 4", n)
+	}
+}

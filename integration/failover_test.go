@@ -79,7 +79,7 @@ func (l *failoverLog) firstAfter(started map[string]time.Time, t time.Time) time
 
 // TestClusterFailover kills (SIGKILL) or freezes (SIGSTOP: a host that
 // stops answering without closing its connections) the master that holds a
-// stream while durable and plain producers, two consumers of a group, a
+// stream, or fails it over by hand (CLUSTER FAILOVER on its replica), while durable and plain producers, two consumers of a group, a
 // live subscription and a Trimmer with a pattern work on it, with clients
 // on go-redis's default settings. The replica takes over; the old master is
 // restarted or resumed as soon as it has (it rejoins as a replica, as a
@@ -92,7 +92,7 @@ func (l *failoverLog) firstAfter(started map[string]time.Time, t time.Time) time
 // nothing left pending; the Trimmer must report the failure and trim
 // again. It logs the recovery times, and the lost and duplicated counts.
 func TestClusterFailover(t *testing.T) {
-	for _, fault := range []string{"kill", "freeze"} {
+	for _, fault := range []string{"kill", "freeze", "manual"} {
 		t.Run(fault, func(t *testing.T) { clusterFailover(t, fault) })
 	}
 }
@@ -112,9 +112,13 @@ func clusterFailover(t *testing.T, fault string) {
 		},
 		mend: func(_ context.Context, addr string) error { return srv.Cluster.Restart(addr) },
 	}
-	if fault == "freeze" {
+	switch fault {
+	case "freeze":
 		env.breakMaster = func(_ context.Context, addr string) error { return srv.Cluster.Freeze(addr) }
 		env.mend = func(_ context.Context, addr string) error { return srv.Cluster.Thaw(addr) }
+	case "manual":
+		env.breakMaster = srv.Cluster.FailoverFrom
+		env.mend = nil // the old master follows the new one by itself
 	}
 	runFailover(t, env)
 }
@@ -514,6 +518,18 @@ func runFailover(t *testing.T, env failoverEnv) {
 	t.Logf("handled %d entries, %d duplicate handler calls; stream holds %d", len(l.handled), dups, len(entries))
 	if lostDurable > 0 {
 		t.Errorf("%d entries acknowledged as durable are not in the stream: %v", lostDurable, sampleDurable)
+	}
+	if fault == "manual" {
+		// CLUSTER FAILOVER holds the master's writes until the replica
+		// has them all, then the old master redirects (MOVED): not even a
+		// plain write may be lost, and no publish may fail (a durable
+		// one may find the replica not yet following: not durable).
+		if lostPlain > 0 {
+			t.Errorf("%d plain entries lost by a manual failover: %v", lostPlain, samplePlain)
+		}
+		if n := l.pubErrs["failed"]; n > 0 {
+			t.Errorf("%d publishes failed across a manual failover (last: %v)", n, l.lastErr)
+		}
 	}
 	// Live: every entry of the stream, in order, once.
 	liveMu.Lock()

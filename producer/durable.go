@@ -89,6 +89,12 @@ type durability struct {
 // accepting writes until it notices (Cluster: cluster-node-timeout;
 // Sentinel: min-replicas-to-write) and those fail here as not durable.
 //
+// The XADDs and WAIT go to the node the client takes for the stream's
+// master. If that node refuses every XADD without writing it (MOVED or
+// READONLY after a failover the client has not heard of yet), the publish
+// is sent again, up to three times, to the master the client learns of
+// (a cluster client is refreshed and given up to a second each time).
+//
 // replicas is 1 to MaxDurableReplicas, timeout more than zero and at most
 // MaxDurableTimeout. The client must be a *redis.Client (also the one a
 // Sentinel failover client is) or a *redis.ClusterClient; New refuses a Ring.
@@ -143,17 +149,47 @@ func (s *sender) send(ctx context.Context, cmds ...*redis.StringCmd) {
 	_, _ = pipe.Exec(ctx)
 }
 
+// Bounds of a durable send that the node refused without writing.
+const (
+	// redirectAttempts bounds how many times a durable send is made again
+	// after the node refused every XADD without running it (MOVED,
+	// READONLY, ...: see rediserr.Redirected), each time to the master
+	// the client knows of after a refresh.
+	redirectAttempts = 3
+	// redirectWait bounds how long a cluster client is given, before each
+	// such attempt, to learn of another master for the stream.
+	redirectWait = time.Second
+)
+
 // sendDurable sends cmds and then WAIT on one connection to the stream's
 // master: WAIT counts the replicas that have everything this connection
-// wrote.
+// wrote. A node that refuses every XADD as not its own (the client's view
+// of the servers is out of date after a failover) wrote nothing: the send
+// is made again to the master the client learns of, as a cluster client
+// follows a redirection itself.
 func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
-	node, err := s.master(ctx)
-	if err != nil {
-		for _, cmd := range cmds {
-			cmd.SetErr(err)
+	for attempt := 1; ; attempt++ {
+		node, err := s.master(ctx)
+		if err != nil {
+			for _, cmd := range cmds {
+				cmd.SetErr(err)
+			}
+			return
 		}
-		return
+		if !s.sendDurableTo(ctx, node, cmds) || attempt == redirectAttempts {
+			return
+		}
+		rediserr.Refresh(ctx, s.client)
+		if !s.awaitOtherMaster(ctx, node, attempt) {
+			return
+		}
 	}
+}
+
+// sendDurableTo sends cmds and WAIT on one connection of node (see
+// sendDurable). It reports whether the node refused every command without
+// running it (rediserr.Redirected), leaving their errors in the commands.
+func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*redis.StringCmd) (redirected bool) {
 	conn := node.Conn()
 	defer conn.Close()
 	pipe := conn.Pipeline()
@@ -161,20 +197,23 @@ func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
 		_ = pipe.Process(ctx, cmd)
 	}
 	_, _ = pipe.Exec(ctx)
-	written := 0
+	written, refused := 0, 0
 	for _, cmd := range cmds {
-		if cmd.Err() == nil {
+		switch err := cmd.Err(); {
+		case err == nil:
 			written++
+		case rediserr.Redirected(err):
+			refused++
 		}
 	}
 	if written == 0 {
-		return
+		return refused == len(cmds)
 	}
 	d := s.durable
 	// go-redis reads WAIT's reply with a deadline past the timeout.
 	acked, err := conn.Wait(ctx, d.replicas, d.timeout).Result()
 	if err == nil && acked >= int64(d.replicas) {
-		return
+		return false
 	}
 	rediserr.RefreshAfter(ctx, s.client, err)
 	derr := &DurabilityError{Acked: int(acked), Want: d.replicas, Err: err}
@@ -182,6 +221,44 @@ func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
 		if cmd.Err() == nil {
 			cmd.SetErr(derr)
 		}
+	}
+	return false
+}
+
+// awaitOtherMaster waits, after a refused send to old, until the client
+// may send to the stream's new master: for a cluster client, until its
+// view (being refreshed) names another master for the stream, for at most
+// redirectWait; for another client (a Sentinel failover client redials
+// the master the Sentinels name), a short pause growing with attempt. It
+// reports false when ctx ended.
+func (s *sender) awaitOtherMaster(ctx context.Context, old *redis.Client, attempt int) bool {
+	c, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return sleepCtx(ctx, time.Duration(attempt)*100*time.Millisecond)
+	}
+	deadline := time.Now().Add(redirectWait)
+	for {
+		if node, err := c.MasterForKey(ctx, s.stream); err == nil && node != old {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return ctx.Err() == nil // send once more; the node answers again
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return false
+		}
+	}
+}
+
+// sleepCtx waits for d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

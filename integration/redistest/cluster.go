@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -205,6 +206,40 @@ func (c *Cluster) Thaw(addr string) error { return c.signal(addr, syscall.SIGCON
 
 func (c *Cluster) signal(addr string, sig syscall.Signal) error {
 	return c.onNode(addr, func(n *redisserver.Server) error { return n.Signal(sig) })
+}
+
+// FailoverFrom has a replica of the master at addr take its place with
+// CLUSTER FAILOVER, as an operator would before maintenance: the master
+// stops taking writes until that replica has caught up, then the replica
+// takes over and the old master follows it. It returns once the replica
+// accepted the request (see WaitFailover).
+func (c *Cluster) FailoverFrom(ctx context.Context, addr string) error {
+	master := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer master.Close()
+	id, err := master.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return fmt.Errorf("redistest: failover from %s: %w", addr, err)
+	}
+	lines, err := master.Do(ctx, "CLUSTER", "REPLICAS", id).StringSlice()
+	if err != nil {
+		return fmt.Errorf("redistest: failover from %s: %w", addr, err)
+	}
+	for _, line := range lines {
+		// <id> <ip:port@cport[,hostname]> <flags> ...
+		f := strings.Fields(line)
+		if len(f) < 3 || strings.Contains(f[2], "fail") {
+			continue
+		}
+		replica, _, _ := strings.Cut(f[1], "@")
+		r := redis.NewClient(&redis.Options{Addr: replica, MaxRetries: -1})
+		err := r.Do(ctx, "CLUSTER", "FAILOVER").Err()
+		_ = r.Close()
+		if err != nil {
+			return fmt.Errorf("redistest: failover from %s to %s: %w", addr, replica, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("redistest: failover from %s: no replica up (%q)", addr, lines)
 }
 
 // KillMasterOf kills (SIGKILL) the master that serves key and returns its

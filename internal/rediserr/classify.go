@@ -224,3 +224,27 @@ func classifyScript(msg string) Class {
 	}
 	return Transient
 }
+
+// notRunCodes are the error codes by which a node refuses a command
+// without running it because it does not serve the command's key as a
+// master now.
+var notRunCodes = map[string]bool{
+	"MOVED": true, "ASK": true, "READONLY": true,
+	"TRYAGAIN": true, "CLUSTERDOWN": true, "MASTERDOWN": true,
+}
+
+// Redirected reports whether err is a reply by which a node refused a
+// command without running it because the command's key is not served there
+// as a master now (MOVED, ASK, READONLY, TRYAGAIN, CLUSTERDOWN,
+// MASTERDOWN): sending the command again, to the node that serves the key
+// once the client knows it, cannot run it twice. A cluster client follows
+// such replies itself; a command sent on one node's connection (a pinned
+// connection, a node client) gets them.
+func Redirected(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	code, _, _ := strings.Cut(reply.Error(), " ")
+	return notRunCodes[code]
+}

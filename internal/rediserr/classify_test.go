@@ -120,3 +120,32 @@ func TestClassString(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirected: the replies by which a node refuses a command it did not
+// run, as not its own, are told apart from every other error (a reply
+// that ran or may have run, a connection error, a wrapped reply).
+func TestRedirected(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{reply("MOVED 4867 127.0.0.1:36549"), true},
+		{reply("ASK 4867 127.0.0.1:36549"), true},
+		{reply("READONLY You can't write against a read only replica."), true},
+		{reply("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{reply("CLUSTERDOWN The cluster is down"), true},
+		{reply("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), true},
+		{fmt.Errorf("producer: publish: %w", reply("MOVED 1 127.0.0.1:1")), true},
+		{reply("NOREPLICAS Not enough good replicas to write."), false},
+		{reply("ERR MOVED is not a thing here"), false},
+		{reply("OOM command not allowed when used memory > 'maxmemory'."), false},
+		{reply("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{io.EOF, false},
+		{errors.New("MOVED 1 127.0.0.1:1"), false}, // not a reply
+		{nil, false},
+	} {
+		if got := rediserr.Redirected(tc.err); got != tc.want {
+			t.Errorf("Redirected(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
