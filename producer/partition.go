@@ -240,6 +240,10 @@ func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, e
 	errs := make([]error, len(vs))
 	var failed atomic.Bool
 	var wg sync.WaitGroup
+	// A panic of the caller's code (a codec, an ID or idempotency key
+	// func) in a share's goroutine is raised again in the caller's, once
+	// the other shares are done, as a batch to one stream raises it.
+	var panicked atomic.Pointer[any]
 	for p, idx := range share {
 		if len(idx) == 0 {
 			continue
@@ -247,6 +251,11 @@ func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					panicked.CompareAndSwap(nil, &r)
+				}
+			}()
 			part := make([]T, len(idx))
 			for j, i := range idx {
 				part[j] = vs[i]
@@ -271,6 +280,9 @@ func (pp *partitioned[T]) publishBatch(ctx context.Context, vs []T) ([]string, e
 		}()
 	}
 	wg.Wait()
+	if r := panicked.Load(); r != nil {
+		panic(*r)
+	}
 	if failed.Load() {
 		return ids, &BatchError{Errs: errs}
 	}

@@ -44,3 +44,31 @@ func TestPartitionKeyFuncPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A panic in the caller's code while a partitioned batch is prepared (here
+// the codec, run per partition) reaches the caller's goroutine, as it does
+// for a batch to one stream, where the caller may recover it: it must not
+// take down the process from a goroutine of the producer.
+func TestPartitionedBatchPanicReachesCaller(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	p, err := producer.New[map[string]string](rdb, "orders", producer.WithPartitions(midstream.Partitions{Count: 3}),
+		producer.WithIDFunc(func(v map[string]string) string {
+			if v["bad"] != "" {
+				panic("bad value")
+			}
+			return ""
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		_, _ = p.PublishBatch(context.Background(), []map[string]string{{"k": "1"}, {"bad": "1"}, {"k": "2"}})
+	}()
+	if got != "bad value" {
+		t.Fatalf("recovered %v, want the ID func's panic", got)
+	}
+}
