@@ -74,7 +74,9 @@ type partitioned[T any] struct {
 	// time since epoch (a monotonic clock); 0 before the first time.
 	checkedAt atomic.Int64
 	epoch     time.Time
-	mu        sync.Mutex // one layout check at a time
+	// check holds a token while a layout check runs: one at a time, and a
+	// call waiting for the first one can give up when its ctx ends.
+	check chan struct{}
 }
 
 // newPartitioned returns a producer to the partitioned stream stream.
@@ -87,7 +89,7 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 	// cost a search each (milliseconds for a few hundred), on the way of a
 	// publish.
 	layout := midstream.Partitions{Count: len(keys), Key: func(_ string, i int) string { return keys[i] }}
-	pp := &partitioned[T]{client: client, stream: stream, layout: layout, epoch: time.Now()}
+	pp := &partitioned[T]{client: client, stream: stream, layout: layout, epoch: time.Now(), check: make(chan struct{}, 1)}
 	switch fn := cfg.partKeyFunc.(type) {
 	case nil:
 	case func(T) string:
@@ -150,13 +152,19 @@ func (pp *partitioned[T]) ensure(ctx context.Context) error {
 		return nil
 	}
 	if last != 0 {
-		if !pp.mu.TryLock() {
+		select {
+		case pp.check <- struct{}{}:
+		default:
 			return nil // another call checks it
 		}
 	} else {
-		pp.mu.Lock()
+		select {
+		case pp.check <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("producer: publish to %q: %w", pp.stream, ctx.Err())
+		}
 	}
-	defer pp.mu.Unlock()
+	defer func() { <-pp.check }()
 	if now := pp.checkedAt.Load(); now != last {
 		return nil
 	}
