@@ -74,6 +74,10 @@ type partitioned[T any] struct {
 	// time since epoch (a monotonic clock); 0 before the first time.
 	checkedAt atomic.Int64
 	epoch     time.Time
+	// mismatch is the error of the last check when it found another
+	// layout stored, nil otherwise: the calls that do not make the next
+	// check fail with it too.
+	mismatch atomic.Pointer[error]
 	// check holds a token while a layout check runs: one at a time, and a
 	// call waiting for the first one can give up when its ctx ends.
 	check chan struct{}
@@ -145,7 +149,8 @@ const layoutRecheck = 30 * time.Second
 
 // ensure stores or checks the layout before the first publish, and checks
 // it again every layoutRecheck, on the way of one publish while the others
-// go on: then only a layout found different fails the call.
+// go on: then only a layout found different fails the call, and every call
+// after it until a check finds the layout equal again.
 func (pp *partitioned[T]) ensure(ctx context.Context) error {
 	last := pp.checkedAt.Load()
 	if last != 0 && time.Since(pp.epoch) < time.Duration(last)+layoutRecheck {
@@ -155,7 +160,7 @@ func (pp *partitioned[T]) ensure(ctx context.Context) error {
 		select {
 		case pp.check <- struct{}{}:
 		default:
-			return nil // another call checks it
+			return pp.lastMismatch() // another call checks it
 		}
 	} else {
 		select {
@@ -171,12 +176,27 @@ func (pp *partitioned[T]) ensure(ctx context.Context) error {
 	_, err := midstream.EnsurePartitions(ctx, pp.client, pp.stream, pp.layout)
 	switch {
 	case err == nil:
+		pp.mismatch.Store(nil)
 		pp.checkedAt.Store(int64(max(time.Since(pp.epoch), 1)))
 	case last != 0 && !errors.Is(err, midstream.ErrInvalidOption):
-		// Checked before; a failed check leaves the calls alone.
-		return nil
+		// Checked before; a check that could not tell keeps the
+		// previous verdict.
+		return pp.lastMismatch()
 	default:
-		return fmt.Errorf("producer: publish to %q: %w", pp.stream, err)
+		err = fmt.Errorf("producer: publish to %q: %w", pp.stream, err)
+		if last != 0 {
+			pp.mismatch.Store(&err)
+		}
+		return err
+	}
+	return nil
+}
+
+// lastMismatch returns the error of the last layout check if it found
+// another layout stored, nil otherwise.
+func (pp *partitioned[T]) lastMismatch() error {
+	if e := pp.mismatch.Load(); e != nil {
+		return *e
 	}
 	return nil
 }
