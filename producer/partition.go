@@ -147,6 +147,10 @@ func (p *Producer[T]) Partitions() []string {
 // stored again with another count is noticed.
 const layoutRecheck = 30 * time.Second
 
+// layoutRetry is how long after a recheck that could not reach Redis the
+// next one is made.
+const layoutRetry = 3 * time.Second
+
 // ensure stores or checks the layout before the first publish, and checks
 // it again every layoutRecheck, on the way of one publish while the others
 // go on: then only a layout found different fails the call, and every call
@@ -154,7 +158,7 @@ const layoutRecheck = 30 * time.Second
 func (pp *partitioned[T]) ensure(ctx context.Context) error {
 	last := pp.checkedAt.Load()
 	if last != 0 && time.Since(pp.epoch) < time.Duration(last)+layoutRecheck {
-		return nil
+		return pp.lastMismatch()
 	}
 	if last != 0 {
 		select {
@@ -180,7 +184,10 @@ func (pp *partitioned[T]) ensure(ctx context.Context) error {
 		pp.checkedAt.Store(int64(max(time.Since(pp.epoch), 1)))
 	case last != 0 && !errors.Is(err, midstream.ErrInvalidOption):
 		// Checked before; a check that could not tell keeps the
-		// previous verdict.
+		// previous verdict, and is tried again after layoutRetry, not
+		// on the way of every publish (the layout's node may be down
+		// while the partitions' are not).
+		pp.checkedAt.Store(int64(max(time.Since(pp.epoch)-layoutRecheck+layoutRetry, 1)))
 		return pp.lastMismatch()
 	default:
 		err = fmt.Errorf("producer: publish to %q: %w", pp.stream, err)

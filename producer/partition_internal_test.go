@@ -3,6 +3,9 @@ package producer
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -53,5 +56,90 @@ func TestPartitionedLayoutChangeFailsEveryPublish(t *testing.T) {
 	}
 	if after := lens(); after != before {
 		t.Fatalf("%d entries written to the old layout", after-before)
+	}
+}
+
+// layoutDown fails the commands that read or store the layout of stream
+// (on a cluster, its node down), and counts them.
+type layoutDown struct {
+	stream string
+	calls  atomic.Int64
+}
+
+func (h *layoutDown) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *layoutDown) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if s, ok := a.(string); ok && (s == h.stream || s == midstream.PartitionLayoutKey(h.stream)) {
+				h.calls.Add(1)
+				err := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("layout node down")}
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *layoutDown) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A recheck of the layout that cannot reach the layout's node is not tried
+// again on the way of every publish: publishes to partitions that can be
+// reached are not held up by it, one after the other.
+func TestPartitionedRecheckFailureNotRetriedEveryPublish(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	p, err := New[map[string]string](rdb, "orders", WithPartitions(midstream.Partitions{Count: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, map[string]string{"k": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	down := &layoutDown{stream: "orders"}
+	rdb.AddHook(down)
+	p.part.epoch = p.part.epoch.Add(-2 * layoutRecheck) // the recheck is due
+	for i := range 20 {
+		if _, err := p.Publish(ctx, map[string]string{"k": strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := down.calls.Load(); n != 1 {
+		t.Fatalf("20 publishes sent %d layout commands to the node that is down, want 1", n)
+	}
+}
+
+// A layout found different stays refused while the rechecks that follow
+// cannot reach Redis.
+func TestPartitionedLayoutMismatchOutlivesFailedRecheck(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	p, err := New[map[string]string](rdb, "orders", WithPartitions(midstream.Partitions{Count: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, map[string]string{"k": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	mr.Del(midstream.PartitionLayoutKey("orders"))
+	if _, err := midstream.EnsurePartitions(ctx, rdb, "orders", midstream.Partitions{Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	p.part.epoch = p.part.epoch.Add(-2 * layoutRecheck)
+	if _, err := p.Publish(ctx, map[string]string{"k": "2"}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("publish after the layout changed: %v", err)
+	}
+	rdb.AddHook(&layoutDown{stream: "orders"})
+	for i := range 3 {
+		if _, err := p.Publish(ctx, map[string]string{"k": "3"}); !errors.Is(err, midstream.ErrPartitionLayout) {
+			t.Fatalf("publish %d while the layout cannot be read: %v", i, err)
+		}
 	}
 }
