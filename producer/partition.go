@@ -34,7 +34,11 @@ var errPartitionKey = fmt.Errorf("%w: PartitionKey on a producer without WithPar
 // options (trim on add, durability, coalescing, tracing apply per
 // partition). PublishBatch splits the batch by partition and sends each
 // share as a batch of its own, all at once: an invalid value keeps only its
-// own partition's share from being sent (ErrNotSent), not the others'. Before its first command the producer stores the layout in
+// own partition's share from being sent (ErrNotSent), not the others'; a
+// panic of the codec or of an ID or idempotency key function is raised in
+// the caller's goroutine once the other shares are done (they may have
+// been sent).
+// Before its first command the producer stores the layout in
 // Redis or checks it against the stored one (midstream.EnsurePartitions): a
 // different count or naming fails every call with an error wrapping
 // midstream.ErrPartitionLayout.
