@@ -35,8 +35,9 @@ import (
 // concurrency handlers run at once, and the client's pool needs a
 // connection for each blocked read beside the others: two per partition,
 // one for its entries and one for those redriven to the group (New fails
-// when a *redis.Client's PoolSize is below 2 × partitions + 4; a cluster
-// client's pool is per node). Handlers see Message.Stream set to the entry's partition, and
+// when a *redis.Client's PoolSize is below 2 × partitions + 4, and Run
+// when a cluster client's pool, per node, is below twice the partitions on
+// the busiest master, plus 4). Handlers see Message.Stream set to the entry's partition, and
 // Stats sum the partitions'. WithOnAck's function is called per partition:
 // the IDs of one call belong to one partition, which it does not name (the
 // same ID can exist in two partitions).
@@ -152,6 +153,9 @@ func (c *Consumer) runPartitions(ctx context.Context) error {
 		}
 		return err
 	}
+	if err := c.checkClusterPoolSize(ctx); err != nil {
+		return err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	errs := make([]error, len(c.parts)+1)
@@ -234,6 +238,35 @@ func checkPoolSize(client redis.UniversalClient, partitions int) error {
 	if need := 2*partitions + poolHeadroom; rc.Options().PoolSize < need {
 		return fmt.Errorf("%w: a consumer of %d partitions keeps %d reads blocked; the client's pool holds %d connections: set PoolSize to at least %d",
 			midstream.ErrInvalidOption, partitions, 2*partitions, rc.Options().PoolSize, need)
+	}
+	return nil
+}
+
+// checkClusterPoolSize is checkPoolSize for a cluster client, whose pools
+// are per node: it fails when a master's pool cannot hold the blocked
+// reads of the partitions it serves now (as the client's view of the
+// cluster says) and a few more connections. A view it cannot get is left
+// to the consumers, which retry.
+func (c *Consumer) checkClusterPoolSize(ctx context.Context) error {
+	cc, ok := c.client.(*redis.ClusterClient)
+	if !ok {
+		return nil
+	}
+	perNode := map[string]int{}
+	pool := 0
+	for _, p := range c.parts {
+		node, err := cc.MasterForKey(ctx, p.stream)
+		if err != nil {
+			return nil
+		}
+		perNode[node.Options().Addr]++
+		pool = node.Options().PoolSize
+	}
+	for addr, n := range perNode {
+		if need := 2*n + poolHeadroom; pool < need {
+			return fmt.Errorf("%w: consumer: %d of the partitions are on %s and keep %d reads blocked there; the cluster client's pool holds %d connections per node: set PoolSize to at least %d",
+				midstream.ErrInvalidOption, n, addr, 2*n, pool, need)
+		}
 	}
 	return nil
 }

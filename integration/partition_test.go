@@ -498,3 +498,43 @@ func TestPartitionsDelayedAndBadInput(t *testing.T) {
 		t.Fatal("delayed entry not delivered")
 	}
 }
+
+// TestPartitionsClusterPoolSize: on a cluster, a partitioned consumer's Run
+// refuses a client whose per-node pool cannot hold the blocked reads of the
+// partitions on the busiest master (two each) and four more, with an error
+// naming the size to set, before it reads; with that size it runs.
+func TestPartitionsClusterPoolSize(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.Cluster == nil {
+		t.Skip("needs the cluster backend (MIDSTREAM_REDIS_BACKEND=cluster)")
+	}
+	ctx := context.Background()
+	stream := srv.Key("pool")
+	layout := midstream.Partitions{Count: 6} // two per master
+	h := consumer.HandlerFunc(func(context.Context, *consumer.Message) error { return nil })
+	small := srv.NewUniversalClient(func(o *redis.UniversalOptions) { o.PoolSize = 7 })
+	c, err := consumer.New(small, stream, "g", h, consumer.WithPartitions(layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = c.Run(runCtx)
+	if !errors.Is(err, midstream.ErrInvalidOption) || !strings.Contains(err.Error(), "at least 8") {
+		t.Fatalf("Run with 2 partitions per master and a pool of 7 per node = %v; want ErrInvalidOption asking for 8", err)
+	}
+	enough := srv.NewUniversalClient(func(o *redis.UniversalOptions) { o.PoolSize = 8 })
+	c, err = consumer.New(enough, stream, "g", h, consumer.WithPartitions(layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, c)
+	p := newProducer[map[string]string](t, srv.Client, stream, producer.WithPartitions(layout))
+	if _, err := p.Publish(ctx, map[string]string{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the entry handled", func() bool { return c.Stats().Acked == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
