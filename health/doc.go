@@ -91,8 +91,9 @@
 //
 // A PartitionedHealth marshals to {"stream", "time", "total": StreamHealth,
 // "partitions": [StreamHealth]}, the total's last_id and dead_letter.key
-// being "" (each partition has its own). Unmarshalling reads the same form
-// back.
+// being "" (each partition has its own), and "errors": [string or null],
+// one per partition, when a partition could not be read (absent when every
+// one was). Unmarshalling reads the same form back.
 //
 // Snapshot and Gauges never close the client they were given.
 package health

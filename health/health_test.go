@@ -173,3 +173,32 @@ func TestPartitionedJSONRoundTrip(t *testing.T) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", back, p)
 	}
 }
+
+// TestPartitionedJSONErrors: a partition that could not be read is named in
+// the JSON (its error's text; null for the others), so a partial snapshot
+// is not taken for a healthy one, and it comes back as an error.
+func TestPartitionedJSONErrors(t *testing.T) {
+	p := health.PartitionedHealth{Stream: "o",
+		Partitions: []health.StreamHealth{{Stream: "o:{0}"}, {Stream: "o:{1}"}},
+		Errors:     []error{nil, errors.New("dial tcp 127.0.0.1:7001: connect: connection refused")}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Errors []*string `json:"errors"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Errors) != 2 || raw.Errors[0] != nil || raw.Errors[1] == nil || *raw.Errors[1] != p.Errors[1].Error() {
+		t.Fatalf("errors in the JSON: %s", b)
+	}
+	var back health.PartitionedHealth
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Errors) != 2 || back.Errors[0] != nil || back.Errors[1] == nil || back.Errors[1].Error() != p.Errors[1].Error() {
+		t.Fatalf("errors read back: %v", back.Errors)
+	}
+}

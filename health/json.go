@@ -2,6 +2,7 @@ package health
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -136,25 +137,47 @@ type partitionedJSON struct {
 	Time       time.Time      `json:"time"`
 	Total      StreamHealth   `json:"total"`
 	Partitions []StreamHealth `json:"partitions"`
+	Errors     []*string      `json:"errors,omitempty"`
 }
 
 // MarshalJSON writes the snapshot in its documented JSON form (see the
 // package documentation, "JSON"): the logical stream's name, the time,
-// the total and the partitions, each in StreamHealth's form.
+// the total and the partitions, each in StreamHealth's form, and, when a
+// partition could not be read, the errors (the text of Errors[i], null for
+// a partition that was read).
 func (p PartitionedHealth) MarshalJSON() ([]byte, error) {
 	parts := p.Partitions
 	if parts == nil {
 		parts = []StreamHealth{}
 	}
-	return json.Marshal(partitionedJSON{Stream: p.Stream, Time: p.Time, Total: p.Total, Partitions: parts})
+	var errs []*string
+	if p.Errors != nil {
+		errs = make([]*string, len(p.Errors))
+		for i, err := range p.Errors {
+			if err != nil {
+				msg := err.Error()
+				errs[i] = &msg
+			}
+		}
+	}
+	return json.Marshal(partitionedJSON{Stream: p.Stream, Time: p.Time, Total: p.Total, Partitions: parts, Errors: errs})
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes.
+// UnmarshalJSON reads the form MarshalJSON writes; an error comes back as
+// an error with the same text.
 func (p *PartitionedHealth) UnmarshalJSON(b []byte) error {
 	var j partitionedJSON
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
 	*p = PartitionedHealth{Stream: j.Stream, Time: j.Time, Total: j.Total, Partitions: j.Partitions}
+	if j.Errors != nil {
+		p.Errors = make([]error, len(j.Errors))
+		for i, msg := range j.Errors {
+			if msg != nil {
+				p.Errors[i] = errors.New(*msg)
+			}
+		}
+	}
 	return nil
 }
