@@ -241,7 +241,7 @@ func StoredPartitions(ctx context.Context, client redis.UniversalClient, stream 
 // it), which a producer or consumer without partitions must not use: its
 // entries would go where no partitioned consumer reads, or it would read
 // nothing. Producers and consumers without WithPartitions call it before
-// their first command. An error reading the layout is returned as it is.
+// their first command (running producers every 30 s too). An error reading the layout is returned as it is.
 func CheckUnpartitioned(ctx context.Context, client redis.UniversalClient, stream string) error {
 	n, err := client.Exists(ctx, PartitionLayoutKey(stream)).Result()
 	if err != nil {

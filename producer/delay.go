@@ -41,10 +41,8 @@ func (p *Producer[T]) PublishIn(ctx context.Context, v T, d time.Duration, opts 
 	if p.part != nil {
 		return p.part.publishIn(ctx, v, d, opts)
 	}
-	if !p.plain.Load() {
-		if err := p.checkPlain(ctx); err != nil {
-			return "", err
-		}
+	if err := p.plainCheck(ctx); err != nil {
+		return "", err
 	}
 	var pc publishConfig
 	for _, o := range opts {

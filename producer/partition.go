@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ func newPartitioned[T any](client redis.UniversalClient, stream string, cfg conf
 			return nil, err
 		}
 		p.isPart = true
-		p.plain.Store(true)
+		p.plainNext.Store(math.MaxInt64)
 		pp.parts = append(pp.parts, p)
 	}
 	pp.idem = pp.parts[0].idemFunc
@@ -354,22 +355,53 @@ func (pp *partitioned[T]) cancel(ctx context.Context, scheduleID string) (bool, 
 	return pp.parts[i].Cancel(ctx, sid)
 }
 
-// checkPlain makes sure, before the first publish of a producer without
-// partitions, that its stream is not the logical name of a partitioned one
-// (midstream.CheckUnpartitioned): entries written there would reach no
-// consumer of the partitions. The check is best effort and made once: a
-// failure to read the layout key (a user not allowed to, or the node that
-// holds it down, which must not hold up publishes to other nodes) lets the
-// producer go on.
-func (p *Producer[T]) checkPlain(ctx context.Context) error {
+// plainCheck makes sure that the stream of a producer without partitions
+// is not the logical name of a partitioned one (midstream.CheckUnpartitioned):
+// entries written there would reach no consumer of the partitions. Every
+// call checks until a first check completes; then one call checks again
+// every layoutRecheck (a layout stored later, while the producer runs, is
+// found then), and the others return the last verdict. The check is best
+// effort: a failure to read the layout key (a user not allowed to, or the
+// node that holds it down, which must not hold up publishes to other
+// nodes) lets the producer go on.
+func (p *Producer[T]) plainCheck(ctx context.Context) error {
+	next := p.plainNext.Load()
+	if next == math.MaxInt64 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	if next != 0 && (now < next || !p.plainNext.CompareAndSwap(next, now+int64(layoutRecheck))) {
+		if e := p.plainErr.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}
 	err := midstream.CheckUnpartitioned(ctx, p.client, p.stream)
-	if errors.Is(err, midstream.ErrPartitionLayout) {
-		return p.wrap(err)
+	switch {
+	case errors.Is(err, midstream.ErrPartitionLayout):
+		err = p.wrap(err)
+		p.plainErr.Store(&err)
+	case err == nil:
+		p.plainErr.Store(nil)
+	case ctx.Err() != nil:
+		// Cut short by the caller: the next call checks (a first check),
+		// the last verdict stands (a recheck).
+		if e := p.plainErr.Load(); e != nil {
+			return *e
+		}
+		return nil
+	default:
+		// Could not tell: go on with the last verdict.
+		if e := p.plainErr.Load(); e != nil {
+			err = *e
+		} else {
+			err = nil
+		}
 	}
-	if err == nil || ctx.Err() == nil {
-		p.plain.Store(true)
+	if next == 0 {
+		p.plainNext.CompareAndSwap(0, now+int64(layoutRecheck))
 	}
-	return nil
+	return err
 }
 
 // notSent is the result of a batch of n values none of which was sent

@@ -143,3 +143,81 @@ func TestPartitionedLayoutMismatchOutlivesFailedRecheck(t *testing.T) {
 		}
 	}
 }
+
+// A producer without partitions that runs while its stream's name becomes
+// the logical name of a partitioned stream finds out at its next recheck
+// and refuses every publish from then on (the recheck's caller and the
+// others alike), until the layout is gone again; between rechecks it
+// sends no check at all.
+func TestPlainProducerRechecksLayout(t *testing.T) {
+	mr := miniredis.RunT(t)
+	var exists atomic.Int64
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	rdb.AddHook(countHook{name: "exists", n: &exists})
+	ctx := context.Background()
+	p, err := New[map[string]string](rdb, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := p.Publish(ctx, map[string]string{"i": strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := exists.Load(); n != 1 {
+		t.Fatalf("5 publishes sent %d layout checks, want 1", n)
+	}
+	// The plain stream is drained and removed, and partitions set up.
+	mr.Del("orders")
+	if _, err := midstream.EnsurePartitions(ctx, rdb, "orders", midstream.Partitions{Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.plainNext.Store(1) // the recheck is due
+	if _, err := p.Publish(ctx, map[string]string{"k": "after"}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("publish at the recheck: %v, want ErrPartitionLayout", err)
+	}
+	if _, err := p.Publish(ctx, map[string]string{"k": "after"}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("publish after the recheck: %v, want ErrPartitionLayout", err)
+	}
+	if _, err := p.PublishBatch(ctx, []map[string]string{{"k": "b"}}); !errors.Is(err, midstream.ErrPartitionLayout) {
+		t.Fatalf("batch after the recheck: %v, want ErrPartitionLayout", err)
+	}
+	if mr.Exists("orders") {
+		t.Fatal("a refused publish wrote the logical name")
+	}
+	// The layout removed: the next recheck lets it publish again.
+	mr.Del(midstream.PartitionLayoutKey("orders"))
+	p.plainNext.Store(1)
+	if _, err := p.Publish(ctx, map[string]string{"k": "again"}); err != nil {
+		t.Fatalf("publish after the layout was removed: %v", err)
+	}
+}
+
+// countHook counts the commands named name.
+type countHook struct {
+	name string
+	n    *atomic.Int64
+}
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if cmd.Name() == h.name {
+				h.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}

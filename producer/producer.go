@@ -38,10 +38,14 @@ type Producer[T any] struct {
 	idem       idempotency
 	part       *partitioned[T] // nil unless WithPartitions
 	isPart     bool            // a partition of a partitioned producer
-	// plain is set once the stream was found not to be the logical name of
-	// a partitioned stream (see checkPlain); set from the start on a
-	// partition.
-	plain atomic.Bool
+	// plainNext is when (time.Now().UnixNano()) the producer next checks
+	// that its stream is not the logical name of a partitioned stream
+	// (see plainCheck): 0 until a first check completed, math.MaxInt64 on
+	// a partition, which needs none.
+	plainNext atomic.Int64
+	// plainErr is the error of the last check that found the stream to be
+	// the logical name of a partitioned one; nil when it did not.
+	plainErr atomic.Pointer[error]
 }
 
 // New returns a Producer of T values to stream over client. The caller keeps
@@ -168,10 +172,8 @@ func (p *Producer[T]) Publish(ctx context.Context, v T, opts ...PublishOption) (
 	if p.part != nil {
 		return p.part.publish(ctx, v, opts)
 	}
-	if !p.plain.Load() {
-		if err := p.checkPlain(ctx); err != nil {
-			return "", err
-		}
+	if err := p.plainCheck(ctx); err != nil {
+		return "", err
 	}
 	var pc publishConfig
 	for _, o := range opts {
@@ -252,10 +254,8 @@ func (p *Producer[T]) PublishBatch(ctx context.Context, vs []T) (ids []string, e
 	if p.part != nil {
 		return p.part.publishBatch(ctx, vs)
 	}
-	if !p.plain.Load() {
-		if err := p.checkPlain(ctx); err != nil {
-			return notSent(len(vs), err)
-		}
+	if err := p.plainCheck(ctx); err != nil {
+		return notSent(len(vs), err)
 	}
 	ctx, span := p.obs.start(ctx, len(vs))
 	defer func() { p.obs.endBatch(span, ids, err) }()
