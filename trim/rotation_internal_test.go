@@ -197,3 +197,46 @@ func TestRotationPartitioned(t *testing.T) {
 		t.Fatalf("layout repaired: %v %v %v", got, end, err)
 	}
 }
+
+// TestRotationSkipsUnreachableNode: a node whose SCAN keeps failing (a
+// master down with no replica to take over, as on a cluster with
+// cluster-require-full-coverage no, or one frozen) must not keep the
+// streams of the other nodes from being found: each call reports the
+// failure, and the cycle goes on with the next node.
+func TestRotationSkipsUnreachableNode(t *testing.T) {
+	ctx := context.Background()
+	server := func(keys ...string) *redis.Client {
+		mr := miniredis.RunT(t)
+		c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		t.Cleanup(func() { c.Close() })
+		for _, k := range keys {
+			c.XAdd(ctx, &redis.XAddArgs{Stream: k, Values: []string{"k", "v"}})
+		}
+		return c
+	}
+	dead := server("p:a1")
+	dead.Close()
+	b := server("p:b1", "p:b2")
+	r := rotation{pattern: "p:*", list: func(context.Context, redis.UniversalClient) ([]node, error) {
+		return []node{{"a", dead}, {"b", b}}, nil
+	}}
+	var all []string
+	failures := 0
+	for call := 0; call < 10; call++ {
+		got, _, err := r.next(ctx, 10)
+		if err != nil {
+			if !errors.Is(err, redis.ErrClosed) {
+				t.Fatalf("call %d: %v", call, err)
+			}
+			failures++
+		}
+		all = append(all, got...)
+	}
+	if failures == 0 {
+		t.Fatal("the failed SCAN was never reported")
+	}
+	slices.Sort(all)
+	if all = slices.Compact(all); !slices.Equal(all, []string{"p:b1", "p:b2"}) {
+		t.Fatalf("with node a unreachable, ten calls found %v, want b's streams", all)
+	}
+}

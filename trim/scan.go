@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/midstream-go/midstream"
+	"github.com/midstream-go/midstream/internal/rediserr"
 )
 
 // scanner is a client, or one node of a cluster or ring, that can SCAN.
@@ -56,7 +57,8 @@ type rotation struct {
 // next returns up to n distinct streams, and whether the cycle ended with
 // them. It stops early when ctx ends or listing the nodes or SCAN fails
 // (returning what it has and the error; the cycle goes on from there next
-// time).
+// time, without the node whose SCAN failed unless Redis refused it as a
+// Config error).
 func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd bool, err error) {
 	seen := make(map[string]bool)
 	add := func(s string) {
@@ -114,17 +116,21 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		calls++
 		keys, cursor, err := cur.ScanType(ctx, r.cursor, r.pattern, scanCount, "stream").Result()
 		if err != nil {
+			if rediserr.Classify(err) != rediserr.Config && ctx.Err() == nil {
+				// The node is down, frozen or busy: pass it over for
+				// the rest of this cycle, so that the streams of the
+				// other nodes are still found (the next cycle tries it
+				// again). A refused command stays, to become fatal if
+				// it persists.
+				r.markDone(cur.addr)
+			}
 			return streams, false, errors.Join(rerr, err)
 		}
 		r.scans++
 		r.found = append(r.found, keys...)
 		r.cursor = cursor
 		if cursor == 0 {
-			if r.done == nil {
-				r.done = make(map[string]bool)
-			}
-			r.done[cur.addr] = true
-			r.node = ""
+			r.markDone(cur.addr)
 		}
 	}
 	return streams, false, rerr
@@ -171,6 +177,15 @@ func (r *rotation) pick(nodes []node) (node, bool) {
 		}
 	}
 	return node{}, false
+}
+
+// markDone ends the scan of the node at addr for this cycle.
+func (r *rotation) markDone(addr string) {
+	if r.done == nil {
+		r.done = make(map[string]bool)
+	}
+	r.done[addr] = true
+	r.node, r.cursor = "", 0
 }
 
 // requeue hands streams out again first in the next call, in order: those
