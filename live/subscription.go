@@ -305,7 +305,8 @@ func (s *Subscription) catchUp(ctx context.Context) error {
 }
 
 // listen turns every pub/sub event into a wake-up. A lost connection is a
-// wake-up too: notifications may have been missed while it was down.
+// wake-up too: notifications may have been missed while it was down; it
+// also has a cluster client reload its view of the cluster.
 func (s *Subscription) listen(ctx context.Context) {
 	backoff := rediserr.Backoff{Max: maxBackoff}
 	for ctx.Err() == nil {
@@ -317,6 +318,12 @@ func (s *Subscription) listen(ctx context.Context) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue // no news: the poll timer covers it
+			}
+			if rediserr.Classify(err) == rediserr.Topology {
+				// The channel's node may be gone (a master killed, on
+				// another node than the stream's): go-redis redials the
+				// node its view names, so renew the view.
+				rediserr.Refresh(ctx, s.client)
 			}
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: pub/sub failed, reconnecting",
 				slog.String("stream", s.stream), slog.Any("error", err))
