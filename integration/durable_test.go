@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/midstream-go/midstream/integration/redistest"
+	"github.com/midstream-go/midstream/internal/redisserver"
 	"github.com/midstream-go/midstream/producer"
 )
 
@@ -204,5 +207,54 @@ func TestClusterDurableAfterManualFailover(t *testing.T) {
 	}
 	if n := onPromoted.XLen(ctx, stream).Val(); n != 4 {
 		t.Errorf("the stream holds %d entries, want 4", n)
+	}
+}
+
+// TestProducerDurableKeyedNotRepeated: a keyed publish that was written but
+// not confirmed by enough replicas is not ambiguous: it returns its
+// DurabilityError after one WAIT, not after sending the entry again
+// (finding its key) and waiting once per idempotent attempt.
+func TestProducerDurableKeyedNotRepeated(t *testing.T) {
+	if redisserver.Binary() == "" {
+		t.Skip("no redis-server on PATH")
+	}
+	// A server of its own, without replicas, whose command counts no other
+	// test moves.
+	s, err := redisserver.Start(redisserver.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(),
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	waits := func() int64 {
+		t.Helper()
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, ok := strings.Cut(info, "cmdstat_wait:calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.ParseInt(after[:strings.IndexByte(after, ',')], 10, 64)
+		return n
+	}
+	for _, coalesce := range []bool{true, false} {
+		opts := []producer.Option{producer.WithDurable(1, 20*time.Millisecond)}
+		if !coalesce {
+			opts = append(opts, producer.WithoutCoalescing())
+		}
+		p := newProducer[map[string]string](t, rdb, "keyed", opts...)
+		before := waits()
+		id, err := p.Publish(ctx, map[string]string{"x": "1"}, producer.IdempotencyKey("k"+strconv.FormatBool(coalesce)))
+		if !errors.Is(err, producer.ErrNotDurable) || id == "" {
+			t.Fatalf("keyed durable publish without replicas = %q, %v; want its ID and ErrNotDurable", id, err)
+		}
+		if n := waits() - before; n != 1 {
+			t.Fatalf("coalesce %v: a keyed publish not confirmed ran %d WAITs, want 1", coalesce, n)
+		}
 	}
 }

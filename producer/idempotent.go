@@ -237,9 +237,12 @@ func (p *Producer[T]) sendOne(ctx context.Context, cmd *redis.StringCmd) {
 // no reply came (a connection that ended, a timeout, a closed client), or
 // a reply says to ask again elsewhere or later (MOVED, ASK, READONLY,
 // CLUSTERDOWN, TRYAGAIN, MASTERDOWN, LOADING, BUSY). The caller's own
-// context ending is not retried.
+// context ending is not retried, nor a durable publish that Redis ran but
+// too few replicas confirmed (a *DurabilityError, whatever WAIT's own
+// error): sending it again would add nothing and wait once more.
 func ambiguous(err error) bool {
-	if errors.Is(err, redis.Nil) {
+	var derr *DurabilityError
+	if errors.Is(err, redis.Nil) || errors.As(err, &derr) {
 		return false
 	}
 	var reply redis.Error

@@ -37,6 +37,11 @@ func TestAmbiguous(t *testing.T) {
 		{proto("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
 		{proto("NOPERM this user has no permissions"), false},
 		{proto("OOM command not allowed when used memory > 'maxmemory'."), false},
+		// Written, not confirmed by the replicas: sending it again adds
+		// nothing and WAITs once more.
+		{&DurabilityError{Acked: 0, Want: 1}, false},
+		{&DurabilityError{Want: 1, Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, false},
+		{&DurabilityError{Want: 1, Err: io.EOF}, false},
 	} {
 		if got := ambiguous(tc.err); got != tc.want {
 			t.Errorf("ambiguous(%v) = %v, want %v", tc.err, got, tc.want)
