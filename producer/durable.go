@@ -69,6 +69,8 @@ type durability struct {
 // on the connection that wrote it), for at most timeout. Coalesced publishes
 // and a PublishBatch share one WAIT. If fewer replicas confirm in time, the
 // call returns the entries' IDs with a *DurabilityError (ErrNotDurable).
+// PublishIn and PublishAt do not wait: neither for the delayed entry they
+// store nor for its XADD when it is moved to the stream.
 //
 // What it guarantees: an entry whose publish returned no error was on the
 // master and on at least replicas replicas at that moment, so a failover
