@@ -156,7 +156,10 @@
 // the interval. A connection error, a closed client or a cluster
 // redirection (what a failover looks like) also reloads a cluster client's
 // view of the cluster, and the masters to SCAN are listed afresh on every
-// tick, so a Trimmer heals after a master dies without a restart. An error
+// tick, so a Trimmer heals after a master dies without a restart. A master
+// whose SCAN fails otherwise (down with no replica to take over, frozen) is
+// passed over until the next cycle, so the streams of the others are still
+// found and trimmed. An error
 // retrying cannot fix (a missing ACL permission, also for a command inside
 // the trim script; a named key of another type; an unknown command) ends
 // Run once it persisted for 5 attempts in a row on one stream or on SCAN:
