@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 
@@ -95,9 +96,12 @@ func Classify(err error) Class {
 		return Topology
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Canceled
-	case errors.As(err, &op) && op.Timeout():
+	case errors.As(err, &op) && op.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
 		// A read or write deadline passed (i/o timeout): the node may be
 		// gone without a word (kill of a host, partition, SIGSTOP).
+		// go-redis hands over a read timeout as a bare
+		// *poll.DeadlineExceededError (os.ErrDeadlineExceeded), not in a
+		// *net.OpError.
 		return Topology
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),

@@ -91,6 +91,8 @@ var classifyCases = []struct {
 	{"script error of its own", reply("ERR Error running script (call to f_x): @user_script:3: user_script:3: attempt to compare nil with number"), rediserr.Transient},
 	{"read timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, rediserr.Topology},
 	{"write timeout", &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}, rediserr.Topology},
+	{"read timeout as go-redis returns it", os.ErrDeadlineExceeded, rediserr.Topology},
+	{"read timeout as go-redis returns it, wrapped", fmt.Errorf("trim s: %w", os.ErrDeadlineExceeded), rediserr.Topology},
 	{"pool timeout", redis.ErrPoolTimeout, rediserr.Transient},
 	{"unknown", errors.New("something else"), rediserr.Transient},
 	{"nil", nil, rediserr.Transient},
