@@ -234,7 +234,7 @@ func (s *Subscription) follow(ctx context.Context) error {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: read failed, retrying",
 				slog.String("stream", s.stream), slog.String("id", s.Last()),
 				slog.Duration("backoff", d), slog.String("class", class.String()), slog.Any("error", err))
-			if !sleep(ctx, d) {
+			if !rediserr.Sleep(ctx, d) {
 				return nil
 			}
 			continue
@@ -328,7 +328,7 @@ func (s *Subscription) listen(ctx context.Context) {
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: pub/sub failed, reconnecting",
 				slog.String("stream", s.stream), slog.Any("error", err))
 			s.notify()
-			if !sleep(ctx, backoff.Next()) {
+			if !rediserr.Sleep(ctx, backoff.Next()) {
 				return
 			}
 			continue
@@ -348,14 +348,3 @@ func (s *Subscription) notify() {
 // maxBackoff caps the waits between retries: a live subscription keeps
 // them short.
 const maxBackoff = time.Second
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

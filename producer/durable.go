@@ -236,7 +236,7 @@ func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*
 func (s *sender) awaitOtherMaster(ctx context.Context, old *redis.Client, attempt int) bool {
 	c, ok := s.client.(*redis.ClusterClient)
 	if !ok {
-		return sleepCtx(ctx, time.Duration(attempt)*100*time.Millisecond)
+		return rediserr.Sleep(ctx, time.Duration(attempt)*100*time.Millisecond)
 	}
 	deadline := time.Now().Add(redirectWait)
 	for {
@@ -246,21 +246,9 @@ func (s *sender) awaitOtherMaster(ctx context.Context, old *redis.Client, attemp
 		if time.Now().After(deadline) {
 			return ctx.Err() == nil // send once more; the node answers again
 		}
-		if !sleepCtx(ctx, 20*time.Millisecond) {
+		if !rediserr.Sleep(ctx, 20*time.Millisecond) {
 			return false
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
