@@ -185,6 +185,13 @@ func (s *sender) sendDurable(ctx context.Context, cmds []*redis.StringCmd) {
 		if !s.awaitOtherMaster(ctx, node, attempt) {
 			return
 		}
+		// Clear the refusals: go-redis leaves a command's error in place
+		// when it fails a pipeline as a whole (a dial or a write that
+		// failed, perhaps after the first commands reached the server), and
+		// a refusal left from this attempt would pass for one of the next.
+		for _, cmd := range cmds {
+			cmd.SetErr(nil)
+		}
 	}
 }
 
