@@ -180,7 +180,7 @@ func (pp *partitioned[T]) ensure(ctx context.Context) error {
 	}
 	defer func() { <-pp.check }()
 	if now := pp.checkedAt.Load(); now != last {
-		return nil
+		return pp.lastMismatch() // checked meanwhile by another call
 	}
 	_, err := midstream.EnsurePartitions(ctx, pp.client, pp.stream, pp.layout)
 	switch {
@@ -382,7 +382,12 @@ func (p *Producer[T]) plainCheck(ctx context.Context) error {
 		err = p.wrap(err)
 		p.plainErr.Store(&err)
 	case err == nil:
-		p.plainErr.Store(nil)
+		if next != 0 {
+			// Only a recheck (one call at a time) clears a verdict:
+			// first checks run at once, and one that read before a
+			// layout was stored must not undo one that read after.
+			p.plainErr.Store(nil)
+		}
 	case ctx.Err() != nil:
 		// Cut short by the caller: the next call checks (a first check),
 		// the last verdict stands (a recheck).

@@ -240,3 +240,26 @@ func TestRotationSkipsUnreachableNode(t *testing.T) {
 		t.Fatalf("with node a unreachable, ten calls found %v, want b's streams", all)
 	}
 }
+
+// A SCAN that fails on the only node left to scan (a single server) keeps
+// its cursor: the next call goes on from there rather than starting the
+// cycle over, so streams late in a large keyspace are still reached when
+// SCANs fail now and then.
+func TestRotationKeepsCursorOfOnlyNode(t *testing.T) {
+	ctx := context.Background()
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { c.Close() })
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "p:a", Values: []string{"k", "v"}})
+	r := rotation{pattern: "p:*", list: func(context.Context, redis.UniversalClient) ([]node, error) {
+		return []node{{"a", c}}, nil
+	}}
+	r.node, r.cursor = "a", 7 // part way through the node's keys
+	mr.SetError("BUSY Redis is busy running a script")
+	if _, _, err := r.next(ctx, 10); err == nil {
+		t.Fatal("the failed SCAN was not reported")
+	}
+	if r.node != "a" || r.cursor != 7 || r.done["a"] {
+		t.Fatalf("after a failed SCAN of the only node: node %q, cursor %d, done %v; want it kept at cursor 7", r.node, r.cursor, r.done)
+	}
+}

@@ -116,12 +116,13 @@ func (r *rotation) next(ctx context.Context, n int) (streams []string, cycleEnd 
 		calls++
 		keys, cursor, err := cur.ScanType(ctx, r.cursor, r.pattern, scanCount, "stream").Result()
 		if err != nil {
-			if rediserr.Classify(err) != rediserr.Config && ctx.Err() == nil {
+			if rediserr.Classify(err) != rediserr.Config && ctx.Err() == nil && r.othersLeft(nodes, cur.addr) {
 				// The node is down, frozen or busy: pass it over for
 				// the rest of this cycle, so that the streams of the
 				// other nodes are still found (the next cycle tries it
 				// again). A refused command stays, to become fatal if
-				// it persists.
+				// it persists, and so does the only node left to scan
+				// (a single server), which goes on from its cursor.
 				r.markDone(cur.addr)
 			}
 			return streams, false, errors.Join(rerr, err)
@@ -186,6 +187,17 @@ func (r *rotation) markDone(addr string) {
 	}
 	r.done[addr] = true
 	r.node, r.cursor = "", 0
+}
+
+// othersLeft reports whether a node of nodes other than addr is still to
+// be scanned in this cycle.
+func (r *rotation) othersLeft(nodes []node, addr string) bool {
+	for _, n := range nodes {
+		if n.addr != addr && !r.done[n.addr] {
+			return true
+		}
+	}
+	return false
 }
 
 // requeue hands streams out again first in the next call, in order: those
