@@ -95,7 +95,9 @@ type durability struct {
 // master. If that node refuses every XADD without writing it (MOVED or
 // READONLY after a failover the client has not heard of yet), the publish
 // is sent again, up to three times, to the master the client learns of
-// (a cluster client is refreshed and given up to a second each time).
+// (a cluster client is refreshed and given up to a second each time). A
+// durable publish does not follow ASK: while the stream's slot is being
+// migrated to another master, one that meets ASK fails with it at once.
 //
 // replicas is 1 to MaxDurableReplicas, timeout more than zero and at most
 // MaxDurableTimeout. The client must be a *redis.Client (also the one a
@@ -211,7 +213,9 @@ func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*
 		switch err := cmd.Err(); {
 		case err == nil:
 			written++
-		case rediserr.Redirected(err):
+		case rediserr.Redirected(err) && !isAsk(err):
+			// ASK (the slot is being migrated) names no new master:
+			// a resend would get it again until the move ends.
 			refused++
 		}
 	}
@@ -232,6 +236,12 @@ func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*
 		}
 	}
 	return false
+}
+
+// isAsk reports whether err is an ASK redirection.
+func isAsk(err error) bool {
+	_, ok := redis.IsAskError(err)
+	return ok
 }
 
 // awaitOtherMaster waits, after a refused send to old, until the client

@@ -25,6 +25,8 @@ type refusingServer struct {
 	refuse int
 	added  map[string]int
 	ran    chan string // each XADD added, once run
+	// refusal is the reply to a refused XADD; "" for READONLY.
+	refusal string
 	// refused is called when the last refusal was sent.
 	refused func()
 }
@@ -66,6 +68,9 @@ func (s *refusingServer) serve(c net.Conn) {
 					s.refused()
 				}
 				reply = "-READONLY You can't write against a read only replica.\r\n"
+				if s.refusal != "" {
+					reply = "-" + s.refusal + "\r\n"
+				}
 			} else {
 				s.added[args[len(args)-1]]++
 				reply = fmt.Sprintf("$3\r\n%d-0\r\n", len(s.added))
@@ -187,5 +192,38 @@ func TestSendDurableWriteFailsAfterRefusal(t *testing.T) {
 	}
 	if a.Err() == nil || b.Err() == nil {
 		t.Errorf("a send cut in its write returned no error: %v, %v", a.Err(), b.Err())
+	}
+}
+
+// TestSendDurableRefusals: a durable send refused with READONLY is sent
+// again until the node takes it; one refused with ASK (its slot being
+// migrated: no new master to go to) fails at once with the ASK, sent once.
+func TestSendDurableRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		refusal   string
+		refuse    int
+		wantSends int // XADDs refused
+		wantErr   bool
+	}{
+		{"", 2, 2, false},
+		{"ASK 3999 127.0.0.1:1", 3, 1, true},
+	} {
+		srv := newRefusingServer(t, tc.refuse, nil)
+		srv.refusal = tc.refusal
+		rdb := redis.NewClient(&redis.Options{Addr: srv.l.Addr().String(), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+		s := &sender{client: rdb, stream: "s", durable: &durability{replicas: 1, timeout: time.Second}}
+		ctx := context.Background()
+		a := redis.NewStringCmd(ctx, "XADD", "s", "*", "v", "a")
+		s.send(ctx, a)
+		srv.mu.Lock()
+		refused, added := tc.refuse-srv.refuse, srv.added["a"]
+		srv.mu.Unlock()
+		_ = rdb.Close()
+		if refused != tc.wantSends || (a.Err() != nil) != tc.wantErr {
+			t.Errorf("refusal %q: %d sends refused, err %v; want %d refused, error %v", tc.refusal, refused, a.Err(), tc.wantSends, tc.wantErr)
+		}
+		if want := map[bool]int{true: 0, false: 1}[tc.wantErr]; added != want {
+			t.Errorf("refusal %q: entry added %d times, want %d", tc.refusal, added, want)
+		}
 	}
 }
