@@ -312,6 +312,9 @@ func rawLoop(ctx context.Context, rdb redis.UniversalClient, stream, group, name
 			ids[i] = msgs[i].ID
 		}
 		if err := rdb.XAck(ctx, stream, group, ids...).Err(); err != nil {
+			if ctx.Err() != nil { // stopped between the read and the ack
+				return nil
+			}
 			return err
 		}
 		acked(len(ids))
