@@ -319,12 +319,10 @@ func (s *Subscription) listen(ctx context.Context) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue // no news: the poll timer covers it
 			}
-			if rediserr.Classify(err) == rediserr.Topology {
-				// The channel's node may be gone (a master killed, on
-				// another node than the stream's): go-redis redials the
-				// node its view names, so renew the view.
-				rediserr.Refresh(ctx, s.client)
-			}
+			// The channel's node may be gone (a master killed, on another
+			// node than the stream's): go-redis redials the node its view
+			// names, so renew the view.
+			rediserr.RefreshAfter(ctx, s.client, err)
 			s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "live: pub/sub failed, reconnecting",
 				slog.String("stream", s.stream), slog.Any("error", err))
 			s.notify()

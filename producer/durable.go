@@ -213,9 +213,7 @@ func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*
 		switch err := cmd.Err(); {
 		case err == nil:
 			written++
-		case rediserr.Redirected(err) && !isAsk(err):
-			// ASK (the slot is being migrated) names no new master:
-			// a resend would get it again until the move ends.
+		case rediserr.Redirected(err):
 			refused++
 		}
 	}
@@ -236,12 +234,6 @@ func (s *sender) sendDurableTo(ctx context.Context, node *redis.Client, cmds []*
 		}
 	}
 	return false
-}
-
-// isAsk reports whether err is an ASK redirection.
-func isAsk(err error) bool {
-	_, ok := redis.IsAskError(err)
-	return ok
 }
 
 // awaitOtherMaster waits, after a refused send to old, until the client

@@ -230,20 +230,22 @@ func classifyScript(msg string) Class {
 }
 
 // notRunCodes are the error codes by which a node refuses a command
-// without running it because it does not serve the command's key as a
-// master now.
+// without running it because another master serves, or is about to serve,
+// the command's key.
 var notRunCodes = map[string]bool{
-	"MOVED": true, "ASK": true, "READONLY": true,
+	"MOVED": true, "READONLY": true,
 	"TRYAGAIN": true, "CLUSTERDOWN": true, "MASTERDOWN": true,
 }
 
 // Redirected reports whether err is a reply by which a node refused a
-// command without running it because the command's key is not served there
-// as a master now (MOVED, ASK, READONLY, TRYAGAIN, CLUSTERDOWN,
-// MASTERDOWN): sending the command again, to the node that serves the key
-// once the client knows it, cannot run it twice. A cluster client follows
-// such replies itself; a command sent on one node's connection (a pinned
-// connection, a node client) gets them.
+// command without running it because another master serves the command's
+// key now or once a failover ends (MOVED, READONLY, TRYAGAIN, CLUSTERDOWN,
+// MASTERDOWN): sending the command again, to the master the client then
+// knows, cannot run it twice. ASK is not one: it names no new master (the
+// key's slot is being migrated; the same master keeps answering ASK until
+// the move ends). A cluster client follows such replies itself; a command
+// sent on one node's connection (a pinned connection, a node client) gets
+// them.
 func Redirected(err error) bool {
 	var reply redis.Error
 	if !errors.As(err, &reply) {

@@ -124,15 +124,16 @@ func TestClassString(t *testing.T) {
 }
 
 // TestRedirected: the replies by which a node refuses a command it did not
-// run, as not its own, are told apart from every other error (a reply
-// that ran or may have run, a connection error, a wrapped reply).
+// run because another master serves its key (now or after a failover) are
+// told apart from every other error (ASK, a reply that ran or may have
+// run, a connection error; a wrapped reply is found).
 func TestRedirected(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
 		want bool
 	}{
 		{reply("MOVED 4867 127.0.0.1:36549"), true},
-		{reply("ASK 4867 127.0.0.1:36549"), true},
+		{reply("ASK 4867 127.0.0.1:36549"), false}, // no new master: the slot is being migrated
 		{reply("READONLY You can't write against a read only replica."), true},
 		{reply("TRYAGAIN Multiple keys request during rehashing of slot"), true},
 		{reply("CLUSTERDOWN The cluster is down"), true},
