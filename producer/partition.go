@@ -371,10 +371,7 @@ func (p *Producer[T]) plainCheck(ctx context.Context) error {
 	}
 	now := time.Now().UnixNano()
 	if next != 0 && (now < next || !p.plainNext.CompareAndSwap(next, now+int64(layoutRecheck))) {
-		if e := p.plainErr.Load(); e != nil {
-			return *e
-		}
-		return nil
+		return p.plainVerdict()
 	}
 	err := midstream.CheckUnpartitioned(ctx, p.client, p.stream)
 	switch {
@@ -391,22 +388,24 @@ func (p *Producer[T]) plainCheck(ctx context.Context) error {
 	case ctx.Err() != nil:
 		// Cut short by the caller: the next call checks (a first check),
 		// the last verdict stands (a recheck).
-		if e := p.plainErr.Load(); e != nil {
-			return *e
-		}
-		return nil
+		return p.plainVerdict()
 	default:
 		// Could not tell: go on with the last verdict.
-		if e := p.plainErr.Load(); e != nil {
-			err = *e
-		} else {
-			err = nil
-		}
+		err = p.plainVerdict()
 	}
 	if next == 0 {
 		p.plainNext.CompareAndSwap(0, now+int64(layoutRecheck))
 	}
 	return err
+}
+
+// plainVerdict returns the error of the last check that found the stream
+// to be the logical name of a partitioned one, nil if none did.
+func (p *Producer[T]) plainVerdict() error {
+	if e := p.plainErr.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // notSent is the result of a batch of n values none of which was sent
